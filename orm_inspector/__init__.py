@@ -1,0 +1,129 @@
+"""orm_inspector: see what the SQLAlchemy ORM does, as it does it.
+
+    import orm_inspector
+    with orm_inspector.record("trace.jsonl"):
+        run_my_app()
+
+``install()`` instruments every Session, Engine and Pool in the process; ``instrument(target)`` only
+one; ``uninstall()`` stops everything. Events go out through ``orm_inspector.signals`` (blinker), on
+the inspector's own thread; ``record()`` subscribes a trace-file writer to them. Nothing here imports
+a UI toolkit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__version__ = "0.1.0"
+
+from . import signals  # noqa: E402
+from .hooks import Scope, disable, enable, runtime, values  # noqa: E402
+from .transports.dispatcher import dispatcher  # noqa: E402
+from .transports.recorder import Recorder  # noqa: E402
+
+__all__ = ["install", "uninstall", "instrument", "record", "signals", "__version__"]
+
+_lock = threading.RLock()
+_UNSET: Any = object()
+
+
+def _configure(redact: Any = _UNSET, callsites: bool | None = None, max_queue: int | None = None) -> None:
+    if redact is not _UNSET:
+        values.set_redaction(redact if redact is not True else values.DEFAULT_REDACT)
+    if callsites is not None:
+        runtime.callsites = bool(callsites)
+    if max_queue is not None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        runtime.max_queue = int(max_queue)
+
+
+def install(**options: Any) -> None:
+    """Instrument every Session, Engine and Pool in the process, from now on. Idempotent.
+
+    Options: ``redact`` (a regex of attribute and parameter names whose values are replaced by
+    "<redacted>"; ``None`` or ``False`` turns redaction off; default: password, secret, token, api key
+    and the like), ``callsites`` (find the app's file:line for statements, flushes, checkouts;
+    default True; off also loses the lazy_load/refresh causes), ``max_queue`` (events waiting for the
+    inspector's thread before new ones are dropped and counted; default 100,000).
+    """
+    with _lock:
+        _configure(**options)
+        enable(None)
+        dispatcher.start()
+
+
+def instrument(target: Any, **options: Any) -> None:
+    """Instrument one target only: an Engine, AsyncEngine, Session, AsyncSession, sessionmaker,
+    async_sessionmaker or scoped_session. Calls add up; ``install()`` widens to everything."""
+    with _lock:
+        _configure(**options)
+        scope = runtime.scope if (runtime.enabled and runtime.scope is not None) else Scope()
+        scope.add(target)
+        enable(scope)
+        dispatcher.start()
+
+
+def uninstall() -> None:
+    """Stop all capture and the inspector's thread; open recordings are finished and closed.
+    The listeners stay registered with SQLAlchemy but return at once (removing them is unsafe
+    while other threads dispatch events)."""
+    with _lock:
+        disable()
+        dispatcher.stop()
+        for recorder in list(_recorders):
+            _stop_recorder(recorder)
+        runtime.queue.clear()
+
+
+_recorders: list[Recorder] = []
+
+
+def _stop_recorder(recorder: Recorder) -> None:
+    dispatcher.pump()  # everything that happened until now goes in
+    recorder.close()
+    if recorder in _recorders:
+        _recorders.remove(recorder)
+
+
+@contextlib.contextmanager
+def record(path: str | os.PathLike[str], **options: Any) -> Iterator[Recorder]:
+    """Write every event to a trace file (JSON Lines; gzip when the name ends in .gz) until the block
+    ends, also on an exception. Installs the instrumentation if needed (and uninstalls it at the end
+    if it did). The same options as ``install()``."""
+    with _lock:
+        installed_here = not runtime.enabled
+        dispatcher.pump()  # what happened before the recording is not part of it
+        if not _recorders:
+            dispatcher.seq = 0  # so that this file's seq starts at 1 without renumbering
+        recorder = Recorder(path)
+        recorder.start()
+        _recorders.append(recorder)
+        if installed_here:
+            install(**options)
+        else:
+            _configure(**options)
+    try:
+        yield recorder
+    finally:
+        with _lock:
+            _stop_recorder(recorder)
+            if installed_here and not _recorders:
+                uninstall()
+
+
+def _at_exit() -> None:
+    for recorder in list(_recorders):
+        try:
+            _stop_recorder(recorder)
+        except Exception:  # noqa: BLE001 - never fail the app's exit
+            pass
+
+
+import atexit  # noqa: E402
+
+atexit.register(_at_exit)

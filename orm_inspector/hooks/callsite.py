@@ -1,0 +1,96 @@
+"""Where in the application an event comes from, found cheaply (sqlalchemy-events.md §7).
+
+``walk()`` climbs ``f_back`` from the hook to the first frame outside SQLAlchemy, greenlet and
+orm_inspector, caching per code object whether it is library code, and hops from an asyncio
+greenlet to the coroutine awaiting it. On the app's thread it keeps only ``(code, lineno)``; the
+inspector's thread turns that into ``"file:line:function"`` (``describe``).
+
+While climbing it also notes SQLAlchemy's own frames that tell *why* something runs: a lazy load,
+the refresh of an expired attribute, an autoflush, a ``Session.close()``. Reading code objects and,
+for those rare frames only, their locals, changes nothing in the app.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from typing import Any
+
+import greenlet
+import sqlalchemy
+
+from . import runtime
+
+_here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SKIP = (
+    os.path.dirname(sqlalchemy.__file__),
+    os.path.dirname(greenlet.__file__),
+    _here,
+    "<sqlalchemy",  # code SQLAlchemy generates at runtime
+)
+_is_library: dict[Any, bool] = {}
+
+
+def _code(fn: Any) -> Any:
+    try:
+        return inspect.unwrap(fn).__code__
+    except AttributeError:  # pragma: no cover - a SQLAlchemy release that moved the function
+        return None
+
+
+def _markers() -> dict[Any, str]:
+    """Code objects of SQLAlchemy functions whose presence on the stack names the cause."""
+    from sqlalchemy.orm import loading, session, strategies
+
+    lazy = getattr(strategies, "_LazyLoader", None) or getattr(strategies, "LazyLoader")
+    scalar = getattr(loading, "_load_scalar_attributes", None) or getattr(loading, "load_scalar_attributes")
+    found = {
+        _code(lazy._load_for_state): "lazy_load",
+        _code(scalar): "refresh",
+        _code(session.Session._autoflush): "autoflush",
+        _code(session.Session._close_impl): "close",
+    }
+    found.pop(None, None)
+    return found
+
+
+MARKERS = _markers()
+
+
+def walk(depth: int = 2, max_frames: int = 120) -> tuple[Any, Any]:
+    """(site, marker): site is ``(code, lineno)`` of the app's frame or None; marker is
+    ``(name, frame)`` of the innermost cause-naming SQLAlchemy frame met on the way, or None."""
+    if not runtime.callsites:
+        return None, None
+    f = sys._getframe(depth)
+    marker = None
+    hopped = False
+    for _ in range(max_frames):
+        if f is None:
+            # asyncio: SQLAlchemy runs sync code in a greenlet; the app's coroutine is in the parent.
+            parent = None if hopped else greenlet.getcurrent().parent
+            f = parent.gr_frame if parent is not None else None
+            if f is None:
+                return None, marker
+            hopped = True
+        code = f.f_code
+        lib = _is_library.get(code)
+        if lib is None:
+            lib = _is_library[code] = code.co_filename.startswith(_SKIP)
+        if not lib:
+            return (code, f.f_lineno), marker
+        if marker is None:
+            name = MARKERS.get(code)
+            if name is not None:
+                marker = (name, f)
+        f = f.f_back
+    return None, marker
+
+
+def describe(site: Any) -> str | None:
+    """``"file:line:function"`` for a captured ``(code, lineno)``. Inspector's thread only."""
+    if site is None or type(site) is str:
+        return site
+    code, line = site
+    return f"{code.co_filename}:{line}:{code.co_name}"

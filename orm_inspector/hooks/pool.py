@@ -1,0 +1,138 @@
+"""Hooks on Pool events, for every pool class.
+
+A pooled connection's id (``c3``) is given at ``connect``, so a reconnect on the same pool slot (after
+an invalidation or a recycle) is a new id, as it is a new DBAPI connection. Records that existed
+before ``install()`` get theirs at first sight. The pool classes differ (sqlalchemy-events.md §4):
+NullPool connects and closes around each use; StaticPool shares one connection and does not balance
+checkouts with checkins; SingletonThreadPool hands a thread's second session the connection it
+already holds without a second checkout. The hooks report what each does, as it does it; ``pool_info``
+(once per pool) says which kind it is, so a reader can make sense of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import signals
+from ..events import PoolEvent
+from . import callsite, runtime
+from .runtime import emit, shield, wanted
+from .session import _base
+
+_detached: dict[int, str] = {}  # id(dbapi connection) -> connection id, between detach and close_detached
+
+
+def _pool_info(pool: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"class": type(pool).__name__}
+    size = getattr(pool, "size", None)
+    if callable(size) and hasattr(pool, "_max_overflow"):  # QueuePool family: no lock taken here
+        info.update(size=pool._pool.maxsize, max_overflow=pool._max_overflow, timeout=pool._timeout)
+    elif hasattr(pool, "_pool_size"):  # SingletonThreadPool
+        info["size"] = pool._pool_size
+    return info
+
+
+def _pool_id(pool: Any) -> str:
+    pid = pool.__dict__.get(runtime.ATTR)
+    if pid is None:
+        mine = runtime.new_id("p")
+        pid = pool.__dict__.setdefault(runtime.ATTR, mine)  # atomic: one thread announces the pool
+        if pid is mine:
+            emit(PoolEvent(**_base("pool_info"), pool=pid, info=_pool_info(pool)))
+    return pid
+
+
+def _event(kind: str, rec: Any, **fields: Any) -> None:
+    pool = rec._ConnectionRecord__pool if rec is not None else None
+    if runtime.scope is not None and not runtime.scope.covers_pool(pool):
+        return
+    connection = fields.pop("connection", None)
+    emit(PoolEvent(**_base(kind), pool=_pool_id(pool) if pool is not None else "?",
+                   connection=runtime.id_of(rec, "c") if rec is not None else connection, **fields))
+
+
+def _message(exc: Any) -> str | None:
+    if exc is None:
+        return None
+    try:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    except Exception:  # noqa: BLE001
+        return type(exc).__name__
+
+
+@shield("connect")
+def on_connect(dbapi_connection: Any, rec: Any) -> None:
+    rec.__dict__[runtime.ATTR] = runtime.new_id("c")  # a new DBAPI connection, maybe in an old slot
+    if wanted(signals.pool):
+        _event("connect", rec)
+
+
+@shield("first_connect")
+def on_first_connect(dbapi_connection: Any, rec: Any) -> None:
+    if wanted(signals.pool):
+        _event("first_connect", rec)
+
+
+@shield("checkout")
+def on_checkout(dbapi_connection: Any, rec: Any, proxy: Any) -> None:
+    if wanted(signals.pool):
+        _event("checkout", rec, site=callsite.walk()[0])
+
+
+@shield("checkin")
+def on_checkin(dbapi_connection: Any, rec: Any) -> None:
+    if wanted(signals.pool):
+        _event("checkin", rec)
+
+
+@shield("reset")
+def on_reset(dbapi_connection: Any, rec: Any, reset_state: Any) -> None:
+    if wanted(signals.pool):
+        _event("reset", rec, connection=_detached.get(id(dbapi_connection)))
+
+
+@shield("invalidate")
+def on_invalidate(dbapi_connection: Any, rec: Any, exception: Any) -> None:
+    if wanted(signals.pool):
+        _event("invalidate", rec, error=_message(exception))
+
+
+@shield("soft_invalidate")
+def on_soft_invalidate(dbapi_connection: Any, rec: Any, exception: Any) -> None:
+    if wanted(signals.pool):
+        _event("soft_invalidate", rec, error=_message(exception))
+
+
+@shield("close")
+def on_close(dbapi_connection: Any, rec: Any) -> None:
+    if wanted(signals.pool):
+        _event("close", rec)
+
+
+@shield("detach")
+def on_detach(dbapi_connection: Any, rec: Any) -> None:
+    cid = runtime.id_of(rec, "c")
+    _detached[id(dbapi_connection)] = cid
+    if wanted(signals.pool):
+        _event("detach", rec)
+
+
+@shield("close_detached")
+def on_close_detached(dbapi_connection: Any) -> None:
+    cid = _detached.pop(id(dbapi_connection), None)
+    if wanted(signals.pool) and runtime.scope is None:
+        emit(PoolEvent(**_base("close_detached"), pool="?", connection=cid))
+
+
+POOL_LISTENERS: dict[str, Any] = {
+    "connect": on_connect,
+    "first_connect": on_first_connect,
+    "checkout": on_checkout,
+    "checkin": on_checkin,
+    "reset": on_reset,
+    "invalidate": on_invalidate,
+    "soft_invalidate": on_soft_invalidate,
+    "close": on_close,
+    "detach": on_detach,
+    "close_detached": on_close_detached,
+}

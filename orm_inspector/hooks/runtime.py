@@ -1,0 +1,135 @@
+"""What every hook shares: the on/off switch, the bounded hand-off queue, the shield, and ids.
+
+Hooks run on the application's threads, inside its flushes and checkouts. Everything here is
+O(1), takes no lock (a ``deque.append`` is atomic under the GIL and safe on re-entry, unlike
+``queue.Queue``, whose lock can deadlock when a GC-driven pool event re-enters a hook), does no
+I/O and never lets an exception out (sqlalchemy-events.md §0, §6).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import threading
+import time
+from typing import Any, Callable
+
+from .. import signals
+
+#: False until ``install()``; ``uninstall()`` sets it back. Listeners stay registered for good
+#: (removing one while another thread dispatches that event breaks the app, §6d): they check this.
+enabled = False
+
+#: Find the app's call site for statements, flushes, begins and checkouts (``install(callsites=)``).
+callsites = True
+
+#: None: everything (``install()``); else a ``hooks.Scope`` of the targets given to ``instrument()``.
+scope: Any = None
+scope_generation = 0
+
+#: The hand-off to the inspector's thread, and its bound.
+queue: collections.deque = collections.deque()
+max_queue = 100_000
+dropped = 0
+"""Events not queued because the queue was full (approximate under races; never silent)."""
+
+errors = 0
+error_log: collections.deque = collections.deque(maxlen=100)
+"""(hook name, "ExcType: message") of recent hook failures, reported as inspector_error events."""
+
+pid = os.getpid()
+now = time.time
+
+
+def emit(event: Any) -> None:
+    """Hand an event to the inspector's thread, or count it as dropped. Never blocks."""
+    global dropped
+    if len(queue) < max_queue:
+        queue.append(event)
+    else:
+        dropped += 1
+
+
+def wanted(signal) -> bool:
+    """True when someone listens to this family: otherwise hooks do not build its events."""
+    return bool(signal.receivers)
+
+
+def shield(name: str) -> Callable[[Callable[..., Any]], Callable[..., None]]:
+    """Wrap a listener so it does nothing when disabled, never raises, and always returns None
+    (a non-None return from do_orm_execute or handle_error would change what the app gets)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., None]:
+        def listener(*args: Any, **kw: Any) -> None:
+            if enabled:
+                try:
+                    fn(*args, **kw)
+                except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+                    record_error(name, exc)
+            return None
+
+        listener.__name__ = listener.__qualname__ = f"orm_inspector_{name}"
+        return listener
+
+    return decorate
+
+
+def record_error(name: str, exc: BaseException) -> None:
+    global errors
+    errors += 1
+    try:
+        error_log.append((name, f"{type(exc).__name__}: {exc}"[:500]))
+    except Exception:  # noqa: BLE001 - even a failing __str__ must not escape
+        error_log.append((name, type(exc).__name__))
+
+
+# ---- thread names ---------------------------------------------------------------------------
+_local = threading.local()
+
+
+def thread_name() -> str:
+    try:
+        return _local.name
+    except AttributeError:
+        name = _local.name = threading.current_thread().name
+        return name
+
+
+# ---- ids ------------------------------------------------------------------------------------
+# Ids are short strings, unique within a process ("o17", "c3", ...): a trace carries ``pid`` too.
+# They live in an attribute of SQLAlchemy's own bookkeeping objects (InstanceState, the pool's
+# connection record, SessionTransaction), never in the app's ``info`` dicts, and die with them.
+_counters = {p: itertools.count(1) for p in "otcpef"}
+ATTR = "_orm_inspector_id"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{next(_counters[prefix])}"
+
+
+def id_of(obj: Any, prefix: str) -> str:
+    """The id of a SQLAlchemy bookkeeping object, given on first sight."""
+    try:
+        return obj.__dict__[ATTR]
+    except KeyError:
+        return obj.__dict__.setdefault(ATTR, new_id(prefix))  # atomic if two threads race
+
+
+def session_id(session: Any) -> str:
+    # Session.hash_key is SQLAlchemy's own per-process serial of sessions: stable and unique.
+    return f"s{session.hash_key}"
+
+
+def _after_fork_in_child() -> None:
+    global pid, dropped, errors
+    pid = os.getpid()
+    queue.clear()  # the parent's events: the parent reports them
+    dropped = errors = 0
+    error_log.clear()
+    _local.__dict__.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = ["emit", "shield", "wanted", "signals"]

@@ -1,0 +1,414 @@
+"""Hooks on Session, object lifecycle, attribute and instance events.
+
+Each listener reads only SQLAlchemy's bookkeeping (``InstanceState``, ``SessionTransaction``,
+``committed_state`` and ``state.dict``) and hands a small event to the inspector's thread. Per session
+it keeps a ``Track``: what it needs to name the cause of the next statements (the flush in progress,
+a commit under way) without asking the Session anything that could change it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from sqlalchemy.orm.base import NO_VALUE
+
+from .. import signals
+from ..events import AttributeEvent, FlushEvent, LifecycleEvent, ObjRef, SessionEvent
+from . import callsite, runtime
+from .runtime import emit, now, shield, thread_name, wanted
+from .values import capture, ref, state_of
+
+SESSION_ATTR = "_orm_inspector_session"
+WATCH_ATTR = "_orm_inspector_watch"
+
+LIFECYCLE = (
+    "transient_to_pending",
+    "pending_to_transient",
+    "persistent_to_transient",
+    "pending_to_persistent",
+    "detached_to_persistent",
+    "loaded_as_persistent",
+    "persistent_to_deleted",
+    "deleted_to_persistent",
+    "deleted_to_detached",
+    "persistent_to_detached",
+)
+_TO_PERSISTENT = {"pending_to_persistent", "detached_to_persistent", "loaded_as_persistent", "deleted_to_persistent"}
+# Transitions out of the session: Session.close() fires one per object (and nothing else when no
+# transaction is open), so the first of them per identity map tells us about the close.
+_TO_DETACHED = {"deleted_to_detached", "persistent_to_detached", "persistent_to_transient", "pending_to_transient"}
+
+
+class Track:
+    """What the hooks remember about one Session between its events (app thread only)."""
+
+    __slots__ = ("sid", "on", "generation", "root", "flush", "flush_cause", "flush_site", "committing", "bulk_expire",
+                 "detach_map", "deleted", "__weakref__")
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.on = True  # inside the scope of instrument()
+        self.generation = -1
+        self.root: str | None = None  # id of the open root transaction
+        self.flush: str | None = None  # id of the flush in progress
+        self.flush_cause = "flush"
+        self.flush_site: Any = None
+        self.committing = False
+        self.bulk_expire = False  # commit/rollback expiring everything: one event says it all
+        # id() of the identity map at the last detach: close() and expunge_all() replace the map
+        # before they detach anything, so a new map means a new run of detaches, worth one stack walk.
+        self.detach_map: int | None = None
+        self.deleted: dict[str, ObjRef] = {}  # inspector thread: last seen session._deleted
+
+
+tracks: dict[int, Track] = {}
+
+
+def track(session: Any) -> Track:
+    key = session.hash_key
+    t = tracks.get(key)
+    if t is None:
+        t = tracks[key] = Track(f"s{key}")
+        weakref.finalize(session, tracks.pop, key, None)
+    if t.generation != runtime.scope_generation:
+        t.generation = runtime.scope_generation
+        t.on = runtime.scope is None or runtime.scope.covers_session(session)
+    return t
+
+
+
+def _base(kind: str) -> dict[str, Any]:
+    return {"ts": now(), "kind": kind, "pid": runtime.pid, "thread": thread_name()}
+
+
+# ---- session and transaction events -----------------------------------------------------------
+def _txn_origin(transaction: Any) -> str:
+    origin = getattr(transaction, "origin", None)
+    if origin is not None:
+        return {"BEGIN_NESTED": "nested"}.get(origin.name, origin.name.lower())
+    return "nested" if transaction.nested else ("begin" if transaction._parent is None else "subtransaction")
+
+
+@shield("after_transaction_create")
+def after_transaction_create(session: Any, transaction: Any) -> None:
+    origin = _txn_origin(transaction)
+    if origin == "subtransaction":
+        return  # the flush's internal transaction: folded into its flush
+    t = track(session)
+    if not t.on:
+        return
+    tid = runtime.id_of(transaction, "t")
+    parent = transaction.parent
+    if parent is None:
+        t.root = tid
+    if wanted(signals.session):
+        emit(SessionEvent(**_base("after_transaction_create"), session=t.sid, transaction=tid,
+                          parent=runtime.id_of(parent, "t") if parent is not None else None, origin=origin))
+
+
+@shield("after_transaction_end")
+def after_transaction_end(session: Any, transaction: Any) -> None:
+    if _txn_origin(transaction) == "subtransaction":
+        return
+    t = track(session)
+    if not t.on:
+        return
+    tid = runtime.id_of(transaction, "t")
+    root = transaction.parent is None
+    if wanted(signals.session):
+        emit(SessionEvent(**_base("after_transaction_end"), session=t.sid, transaction=tid))
+    if root:
+        t.root = None
+        t.committing = t.bulk_expire = False
+        t.flush = None
+        site, marker = callsite.walk()
+        if marker is not None and marker[0] == "close":
+            _emit_close(t, site)
+        for conn, *_ in set(transaction._connections.values()):
+            conn.__dict__.pop(SESSION_ATTR, None)
+
+
+def _emit_close(t: Track, site: Any) -> None:
+    if wanted(signals.session):
+        emit(SessionEvent(**_base("close"), session=t.sid, site=site))
+
+
+@shield("after_begin")
+def after_begin(session: Any, transaction: Any, connection: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    connection.__dict__[SESSION_ATTR] = t
+    if wanted(signals.session):
+        rec = getattr(connection._dbapi_connection, "_connection_record", None)
+        emit(SessionEvent(**_base("after_begin"), session=t.sid, transaction=runtime.id_of(transaction, "t"),
+                          connection=runtime.id_of(rec, "c") if rec is not None else None,
+                          site=callsite.walk()[0]))
+
+
+def _root_transaction(session: Any) -> bool:
+    txn = session._transaction
+    return txn is not None and txn._parent is None
+
+
+@shield("before_commit")
+def before_commit(session: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    t.committing = True
+    if wanted(signals.session):
+        emit(SessionEvent(**_base("before_commit"), session=t.sid, transaction=t.root, site=callsite.walk()[0]))
+
+
+@shield("after_commit")
+def after_commit(session: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    t.committing = False
+    # A root commit with expire_on_commit expires every object next: this event says so once,
+    # instead of one "expire" event per object in the identity map.
+    t.bulk_expire = bool(session.expire_on_commit and _root_transaction(session))
+    if wanted(signals.session):
+        emit(SessionEvent(**_base("after_commit"), session=t.sid, transaction=t.root,
+                          origin="expire_all" if t.bulk_expire else None))
+
+
+@shield("after_rollback")
+def after_rollback(session: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    t.committing = False
+    t.flush = None
+    t.bulk_expire = _root_transaction(session)  # a root rollback expires everything, as a commit does
+    if wanted(signals.session):
+        emit(SessionEvent(**_base("after_rollback"), session=t.sid, transaction=t.root,
+                          origin="expire_all" if t.bulk_expire else None))
+
+
+@shield("after_soft_rollback")
+def after_soft_rollback(session: Any, previous_transaction: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    t.bulk_expire = False
+    if wanted(signals.session):
+        emit(SessionEvent(**_base("after_soft_rollback"), session=t.sid,
+                          transaction=runtime.id_of(previous_transaction, "t")))
+
+
+def _attach(kind: str):
+    @shield(kind)
+    def listener(session: Any, instance: Any) -> None:
+        t = track(session)
+        st = state_of(instance)
+        if t.on and st is not None and wanted(signals.session):
+            emit(SessionEvent(**_base(kind), session=t.sid, obj=ref(st)))
+
+    return listener
+
+
+# ---- object lifecycle ---------------------------------------------------------------------------
+class _Watch(weakref.ref):
+    """Tells us when a persistent object is garbage-collected out of its identity map (no event)."""
+
+    __slots__ = ("sid", "oref")
+
+
+def _on_collected(watch: _Watch) -> None:
+    # Runs wherever the object died: any thread, any moment. Append only.
+    if runtime.enabled and watch.sid is not None and wanted(signals.lifecycle):
+        emit(LifecycleEvent(**_base("gc_evicted"), session=watch.sid, obj=watch.oref))
+
+
+def _lifecycle(kind: str):
+    to_persistent = kind in _TO_PERSISTENT
+    to_detached = kind in _TO_DETACHED
+
+    @shield(kind)
+    def listener(session: Any, state: Any) -> None:
+        t = track(session)
+        if not t.on:
+            return
+        oref = ref(state)
+        if to_persistent:
+            watch = state.__dict__.get(WATCH_ATTR)
+            if watch is None:
+                obj = state.obj()
+                if obj is not None:
+                    watch = state.__dict__[WATCH_ATTR] = _Watch(obj, _on_collected)
+            if watch is not None:
+                watch.sid, watch.oref = t.sid, oref
+        elif to_detached:
+            watch = state.__dict__.get(WATCH_ATTR)
+            if watch is not None:
+                watch.sid = None
+            current = id(session.identity_map)
+            if t.detach_map != current:  # first of a run: is it Session.close()?
+                t.detach_map = current
+                site, marker = callsite.walk()
+                if marker is not None and marker[0] == "close" and t.root is None:
+                    _emit_close(t, site)  # with a transaction open, its end reports the close
+        if wanted(signals.lifecycle):
+            emit(LifecycleEvent(**_base(kind), session=t.sid, obj=oref))
+
+    return listener
+
+
+# ---- unit of work ---------------------------------------------------------------------------------
+def _collection_delta(old: Any, new: Any) -> dict[str, list[Any]]:
+    def members(c: Any) -> dict[int, Any]:
+        if c is NO_VALUE or c is None or isinstance(c, str):
+            return {}
+        items = c.values() if isinstance(c, dict) else c
+        return {id(v): v for v in items}
+
+    before, after = members(old), members(new)
+    return {"added": [capture(v) for k, v in after.items() if k not in before],
+            "removed": [capture(v) for k, v in before.items() if k not in after]}
+
+
+def changes(state: Any) -> dict[str, Any]:
+    """Old and new value of each attribute changed since the last flush: O(changed attributes)."""
+    d, manager, out = state.dict, state.manager, {}
+    for key, old in state.committed_state.items():
+        attr = manager.get(key)
+        if attr is None:
+            continue
+        if attr.impl.collection:
+            out[key] = _collection_delta(old, d.get(key, NO_VALUE))
+        else:
+            out[key] = [capture(old), capture(d.get(key, NO_VALUE))]
+    return out
+
+
+def new_values(state: Any) -> dict[str, Any]:
+    manager = state.manager
+    return {k: [None, capture(v)] for k, v in state.dict.items()
+            if (a := manager.get(k)) is not None and not a.impl.collection}
+
+
+def _dirty_ref(state: Any) -> ObjRef:
+    r = ref(state)
+    r.changes = changes(state)
+    return r
+
+
+@shield("before_flush")
+def before_flush(session: Any, flush_context: Any, instances: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    site, marker = callsite.walk()
+    t.flush = runtime.new_id("f")
+    t.flush_cause = "commit" if t.committing else ("autoflush" if marker and marker[0] == "autoflush" else "flush")
+    t.flush_site = site
+    if wanted(signals.flush):
+        deleted = session._deleted
+        emit(FlushEvent(**_base("before_flush"), session=t.sid, flush=t.flush, cause=t.flush_cause,
+                        transaction=t.root, site=site,
+                        new=[ref(s) for s in session._new],
+                        dirty=[_dirty_ref(s) for s in session.identity_map._modified if s not in deleted],
+                        deleted=[ref(s) for s in deleted]))
+
+
+@shield("after_flush")
+def after_flush(session: Any, flush_context: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    if not wanted(signals.flush):
+        return
+    new, dirty, deleted = [], [], []
+    for state, (isdelete, listonly) in flush_context.states.items():
+        if listonly:
+            continue
+        if isdelete:
+            deleted.append(ref(state))
+        elif state.key is None:
+            r = ref(state)
+            r.changes = new_values(state)
+            new.append(r)
+        else:
+            dirty.append(_dirty_ref(state))
+    emit(FlushEvent(**_base("after_flush"), session=t.sid, flush=t.flush or "?", cause=t.flush_cause,
+                    transaction=t.root, new=new, dirty=dirty, deleted=deleted))
+
+
+@shield("after_flush_postexec")
+def after_flush_postexec(session: Any, flush_context: Any) -> None:
+    t = track(session)
+    if not t.on:
+        return
+    if wanted(signals.flush):
+        emit(FlushEvent(**_base("after_flush_postexec"), session=t.sid, flush=t.flush or "?",
+                        cause=t.flush_cause, transaction=t.root))
+    t.flush = None
+
+
+# ---- attribute and instance events (changes between flushes) ------------------------------------
+def _attr_event(kind: str, state: Any, **fields: Any) -> None:
+    sid = state.session_id
+    if sid is None or state.key is None or not wanted(signals.attribute):
+        return  # transient or pending objects: their values arrive with the flush
+    t = tracks.get(sid)
+    if t is not None and not t.on:
+        return
+    emit(AttributeEvent(**_base(kind), session=f"s{sid}", obj=ref(state), **fields))
+
+
+def attribute_listeners(key: str) -> dict[str, Any]:
+    """Listeners for one mapped attribute; the key is bound here so each call is O(1)."""
+
+    @shield("set")
+    def on_set(state: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
+        _attr_event("set", state, attr=key, value=capture(value), old=capture(oldvalue))
+
+    @shield("append")
+    def on_append(state: Any, value: Any, initiator: Any) -> None:
+        _attr_event("append", state, attr=key, value=capture(value))
+
+    @shield("remove")
+    def on_remove(state: Any, value: Any, initiator: Any) -> None:
+        _attr_event("remove", state, attr=key, value=capture(value))
+
+    @shield("modified")
+    def on_modified(state: Any, initiator: Any) -> None:
+        _attr_event("modified", state, attr=key)
+
+    return {"set": on_set, "append": on_append, "remove": on_remove, "modified": on_modified}
+
+
+@shield("expire")
+def on_expire(state: Any, attrs: Any) -> None:
+    sid = state.session_id
+    if attrs is None and sid is not None:
+        t = tracks.get(sid)
+        if t is not None and t.bulk_expire:
+            return  # after_commit / after_rollback already said "everything expired"
+    _attr_event("expire", state, attrs=sorted(attrs) if attrs is not None else None)
+
+
+@shield("refresh")
+def on_refresh(state: Any, context: Any, attrs: Any) -> None:
+    _attr_event("refresh", state, attrs=sorted(attrs) if attrs is not None else None)
+
+
+SESSION_LISTENERS: dict[str, Any] = {
+    "after_transaction_create": after_transaction_create,
+    "after_transaction_end": after_transaction_end,
+    "after_begin": after_begin,
+    "before_commit": before_commit,
+    "after_commit": after_commit,
+    "after_rollback": after_rollback,
+    "after_soft_rollback": after_soft_rollback,
+    "before_attach": _attach("before_attach"),
+    "after_attach": _attach("after_attach"),
+    "before_flush": before_flush,
+    "after_flush": after_flush,
+    "after_flush_postexec": after_flush_postexec,
+}
+LIFECYCLE_LISTENERS: dict[str, Any] = {kind: _lifecycle(kind) for kind in LIFECYCLE}

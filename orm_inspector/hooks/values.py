@@ -1,0 +1,111 @@
+"""Reading objects and values without side effects.
+
+Two halves. On the app's thread (``ref``, ``capture``): turn a mapped instance into an ``ObjRef`` and a
+value into something safe to hand to another thread, reading only ``InstanceState`` fields and
+``state.dict``: no attribute access through instrumented descriptors (no lazy load, no autoflush), no
+``__repr__``/``__str__`` of anything (sqlalchemy-events.md §2). Immutable values pass through untouched;
+containers are copied shallowly and only when small. On the inspector's thread (``finish``): truncate,
+redact and make everything encodable.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy.orm.base import NO_VALUE
+
+from ..events import ObjRef
+from . import runtime
+
+try:  # PASSIVE_NO_RESULT can sit in committed_state for deferred-history relationships
+    from sqlalchemy.orm.base import PASSIVE_NO_RESULT
+except ImportError:  # pragma: no cover - every supported version has it
+    PASSIVE_NO_RESULT = NO_VALUE
+
+UNLOADED = "<unloaded>"
+REDACTED = "<redacted>"
+
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), bytes, decimal.Decimal, uuid.UUID,
+     datetime.date, datetime.datetime, datetime.time, datetime.timedelta}
+)
+_SMALL = 20  # containers longer than this are summarised, not copied
+
+
+def ref(state: Any) -> ObjRef:
+    """An ObjRef for an InstanceState. O(1)."""
+    key = state.key
+    return ObjRef(state.class_.__name__, key[1] if key is not None else None, runtime.id_of(state, "o"))
+
+
+def state_of(value: Any) -> Any:
+    """The InstanceState of a mapped instance, or None; reads the instance's __dict__ only."""
+    if getattr(type(value), "_sa_class_manager", None) is None:
+        return None
+    try:
+        return vars(value).get("_sa_instance_state")
+    except TypeError:
+        return None
+
+
+def capture(value: Any) -> Any:
+    """A value as it may cross to the inspector's thread: never a mapped instance or a live container."""
+    t = type(value)
+    if t in _IMMUTABLE:
+        return value
+    if value is NO_VALUE or value is PASSIVE_NO_RESULT:
+        return UNLOADED
+    st = state_of(value)
+    if st is not None:
+        return ref(st)
+    if isinstance(value, enum.Enum):
+        return f"{t.__name__}.{value.name}"
+    if t in (list, tuple, set, frozenset):
+        if len(value) > _SMALL:
+            return f"<{t.__name__} of {len(value)}>"
+        return [capture(v) for v in value]
+    if t is dict:
+        if len(value) > _SMALL:
+            return f"<dict of {len(value)}>"
+        return {str(k) if type(k) in _IMMUTABLE else f"<{type(k).__name__}>": capture(v) for k, v in value.items()}
+    return f"<{t.__name__}>"
+
+
+# ---- inspector's thread ------------------------------------------------------------------------
+MAX_STR = 200
+DEFAULT_REDACT = r"pass(word|wd)?|secret|token|api_?key|private_?key|credential"
+_redact = re.compile(DEFAULT_REDACT, re.I)
+
+
+def set_redaction(pattern: str | None) -> None:
+    """Names (attributes, bind parameters) matching ``pattern`` (a regex searched case-insensitively)
+    have their values replaced by "<redacted>". ``None`` turns redaction off."""
+    global _redact
+    _redact = re.compile(pattern, re.I) if pattern else None
+
+
+def redacts(name: str) -> bool:
+    return _redact is not None and _redact.search(name) is not None
+
+
+def finish(value: Any) -> Any:
+    """Make a captured value short and encodable (msgspec encodes the immutables natively)."""
+    t = type(value)
+    if t is str:
+        return value if len(value) <= MAX_STR else value[:MAX_STR] + "…"
+    if t is bytes:
+        return f"<{len(value)} bytes>" if len(value) > 32 else value.hex()
+    if t is float and value != value:  # NaN is not JSON
+        return "NaN"
+    if t in _IMMUTABLE or t is ObjRef:
+        return value
+    if t is list or t is tuple:
+        return [finish(v) for v in value[:_SMALL]]
+    if t is dict:
+        return {k: (REDACTED if redacts(k) else finish(v)) for k, v in value.items()}
+    return f"<{t.__name__}>"

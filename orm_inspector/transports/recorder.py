@@ -1,0 +1,120 @@
+"""The recorder: a signal receiver that writes the event stream to a trace file (docs/trace-format.md).
+
+It runs on the inspector's thread. Each batch is encoded by msgspec in one call and written with a
+single ``write`` to an unbuffered file, so that a crash loses at most the last partial line; ``.gz``
+files are compressed with a sync flush after each batch, so that they too can be read up to the crash.
+After a fork, the child records to a file of its own, ``NAME-<pid>.jsonl[.gz]`` next to the parent's.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import threading
+import time
+import weakref
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy
+
+from .. import __version__, signals
+from ..events import TRACE_FORMAT, TRACE_VERSION, Event, InspectorEvent
+from ..hooks import runtime
+
+_encoder = msgspec.json.Encoder()
+_live: weakref.WeakSet = weakref.WeakSet()
+_parents_files: list[Any] = []
+
+
+def child_path(path: Path, pid: int) -> Path:
+    """trace.jsonl.gz -> trace-1234.jsonl.gz"""
+    name = path.name
+    stem, dot, rest = name.partition(".")
+    return path.with_name(f"{stem}-{pid}{dot}{rest}")
+
+
+class Recorder:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.events = 0
+        self._base: int | None = None  # the dispatcher's seq just before our first event
+        self._lock = threading.Lock()
+        self._open(parent_pid=None)
+        _live.add(self)
+
+    def _open(self, parent_pid: int | None) -> None:
+        self._file = open(self.path, "wb", buffering=0)
+        self._gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if self.path.suffix == ".gz" else None
+        header: dict[str, Any] = {
+            "kind": "trace_header", "format": TRACE_FORMAT, "version": TRACE_VERSION,
+            "pid": os.getpid(), "started": time.time(), "python": platform.python_version(),
+            "sqlalchemy": sqlalchemy.__version__, "orm_inspector": __version__,
+            "argv": list(sys.argv), "hostname": platform.node(),
+        }
+        if parent_pid is not None:
+            header["parent_pid"] = parent_pid
+        self._write(_encoder.encode(header) + b"\n")
+
+    def _write(self, data: bytes) -> None:
+        if self._gzip is not None:
+            data = self._gzip.compress(data) + self._gzip.flush(zlib.Z_SYNC_FLUSH)
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view):]
+
+    # the signal receiver
+    def __call__(self, family: str, events: list[Event]) -> None:
+        with self._lock:
+            if self._file is None:
+                return
+            if self._base is None:
+                self._base = events[0].seq - 1
+            if self._base:  # started after other sinks: renumber from 1 within this file
+                events = [msgspec.structs.replace(e, seq=e.seq - self._base) for e in events]
+            self._write(_encoder.encode_lines(events))
+            self.events += len(events)
+
+    def start(self) -> None:
+        for signal in signals.BY_FAMILY.values():
+            signal.connect(self, weak=False)
+
+    def close(self) -> None:
+        """Stop receiving, write ``trace_end`` and close. The caller pumps the dispatcher first."""
+        for signal in signals.BY_FAMILY.values():
+            signal.disconnect(self)
+        with self._lock:
+            if self._file is None:
+                return
+            end = InspectorEvent(seq=self.events + 1, ts=time.time(), kind="trace_end", pid=runtime.pid,
+                                 thread="orm-inspector", events=self.events, dropped=runtime.dropped,
+                                 errors=runtime.errors)
+            self._write(_encoder.encode(end) + b"\n")
+            if self._gzip is not None:
+                self._file.write(self._gzip.flush(zlib.Z_FINISH))
+            self._file.close()
+            self._file = None
+
+    def after_fork_in_child(self) -> None:
+        # The parent's file is the parent's: drop our copy of it without writing a byte.
+        # Keep its file object unclosed for the child's lifetime: closing it here, or letting the
+        # garbage collector do it later, could close a descriptor number the child reuses.
+        _parents_files.append(self._file)
+        parent = self.path
+        self._lock = threading.Lock()
+        self.path = child_path(parent, os.getpid())
+        self.events = 0
+        self._base = None
+        self._open(parent_pid=os.getppid())
+
+
+def _after_fork_in_child() -> None:
+    for recorder in list(_live):
+        if recorder._file is not None:
+            recorder.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
