@@ -84,7 +84,7 @@ _recorders: list[Recorder] = []
 
 
 def _stop_recorder(recorder: Recorder) -> None:
-    dispatcher.pump()  # everything that happened until now goes in
+    dispatcher.pump(final=True)  # everything that happened until now goes in
     recorder.close()
     if recorder in _recorders:
         _recorders.remove(recorder)

@@ -1,6 +1,7 @@
 """The event model: what one SQLAlchemy happening becomes on its way to a trace, a socket or a signal.
 
-Every event is a small msgspec ``Struct`` of primitives, built on the application's thread by a hook
+Every event is a small msgspec ``Struct`` of primitives (not tracked by the cyclic GC: an event never
+refers back to anything, and thousands of them in flight must not slow the app's collections), built on the application's thread by a hook
 (``orm_inspector.hooks``) and finished (call site resolved, values redacted, ``seq`` assigned) on the
 inspector's thread. Nothing here holds a mapped object, a Session or a connection: only ids, class
 names, identities and copied values, so an event can never keep an object alive or run user code.
@@ -20,7 +21,7 @@ TRACE_FORMAT = "orm-inspector-trace"
 TRACE_VERSION = 1
 
 
-class ObjRef(msgspec.Struct, omit_defaults=True):
+class ObjRef(msgspec.Struct, omit_defaults=True, gc=False):
     """A mapped instance, by reference: never the instance itself."""
 
     cls: str
@@ -36,7 +37,7 @@ class ObjRef(msgspec.Struct, omit_defaults=True):
     old value SQLAlchemy never loaded; redacted values are ``"<redacted>"``."""
 
 
-class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """Fields every event has. ``seq`` is given by the inspector's thread, in hand-off order."""
 
     seq: int = 0
@@ -46,7 +47,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     thread: str
 
 
-class SessionEvent(Event, kw_only=True, omit_defaults=True):
+class SessionEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """Session and transaction events: after_transaction_create/end, after_begin, before/after_commit,
     after_rollback, after_soft_rollback, before/after_attach, and the project's ``close``."""
 
@@ -64,17 +65,22 @@ class SessionEvent(Event, kw_only=True, omit_defaults=True):
     """Application call site, ``"file:line:function"``."""
 
 
-class LifecycleEvent(Event, kw_only=True, omit_defaults=True):
+class LifecycleEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """The ten object lifecycle transitions (transient_to_pending ... loaded_as_persistent), and the
     project's own ``deleted_mark`` / ``deleted_unmark`` (``Session.delete()`` of a persistent object and
     its undoing, which SQLAlchemy fires no event for) and ``gc_evicted`` (an unmodified persistent
-    object garbage-collected out of the identity map)."""
+    object garbage-collected out of the identity map; found by the inspector's thread, which follows
+    each identity map's membership and compares it with the map's size, and, when they differ, with
+    its keys, at most ``2 x 50 ms`` late)."""
 
     session: str | None
     obj: ObjRef
+    ikey: Any = None
+    """Internal, never written: SQLAlchemy's identity key, which the inspector's thread uses to follow
+    identity map membership (and so find garbage-collected evictions)."""
 
 
-class AttributeEvent(Event, kw_only=True, omit_defaults=True):
+class AttributeEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """A change to a persistent object between flushes: SQLAlchemy's attribute events ``set``,
     ``append``, ``remove``, ``modified`` (flag_modified) and the instance events ``expire`` and
     ``refresh``. Only objects that belong to a session are reported."""
@@ -90,7 +96,7 @@ class AttributeEvent(Event, kw_only=True, omit_defaults=True):
     """``expire``/``refresh``: the attributes concerned (``None``: all of them)."""
 
 
-class FlushEvent(Event, kw_only=True, omit_defaults=True):
+class FlushEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """before_flush, after_flush and after_flush_postexec."""
 
     session: str
@@ -105,7 +111,7 @@ class FlushEvent(Event, kw_only=True, omit_defaults=True):
     site: Any = None
 
 
-class SQLEvent(Event, kw_only=True, omit_defaults=True):
+class SQLEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """before_cursor_execute / after_cursor_execute / handle_error, and the DBAPI-level transaction
     events begin, commit, rollback, savepoint, release_savepoint, rollback_savepoint."""
 
@@ -127,7 +133,7 @@ class SQLEvent(Event, kw_only=True, omit_defaults=True):
     """Savepoint name."""
 
 
-class PoolEvent(Event, kw_only=True, omit_defaults=True):
+class PoolEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """connect, first_connect, checkout, checkin, reset, invalidate, soft_invalidate, close, detach,
     close_detached, and the project's ``pool_info`` (once per pool: its class and size)."""
 
@@ -138,7 +144,7 @@ class PoolEvent(Event, kw_only=True, omit_defaults=True):
     info: dict[str, Any] | None = None
 
 
-class InspectorEvent(Event, kw_only=True, omit_defaults=True):
+class InspectorEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """The inspector speaking for itself: ``dropped`` (events lost to a full hand-off queue; ``count``
     since the last such event), ``inspector_error`` (a hook failed; the app went on) and
     ``trace_end`` (the recorder closed the file cleanly)."""

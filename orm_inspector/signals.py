@@ -1,11 +1,11 @@
-"""The blinker signals the instrumentation sends: one per event family.
+"""The blinker signals the instrumentation sends: one per event family, and ``events`` for all.
 
-Each signal is sent on the inspector's own thread, never on the application's, with the family name
-as sender and one keyword argument, ``events``: a list of finished events of that family that are
-consecutive in the stream. A receiver connected to several families therefore sees every event in
-stream (``seq``) order. A receiver that raises is counted as an inspector error and disconnected
-from nothing: the others still run. When no receiver is connected to a family, the hooks do not
-even build its events.
+Every signal is sent on the inspector's own thread, never on the application's, about twenty times a
+second while events flow, with the family name as sender (``"all"`` for ``events``) and one keyword
+argument, ``events``: a list of finished events in stream (``seq``) order. ``events`` gets every event
+of the batch; a family signal gets that family's share of it. A receiver that raises is counted as an
+inspector error and the others still run. When nobody listens to a family (nor to ``events``), the
+hooks do not even build its events.
 
     from orm_inspector import signals
 
@@ -15,7 +15,7 @@ even build its events.
             if e.kind == "after_cursor_execute" and e.duration > 0.1:
                 print(e.statement, e.site)
 
-The recorder and the live server subscribe exactly this way. See docs/signals.md for each payload.
+The recorder subscribes the same way, to ``events``. See docs/signals.md for each payload.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ pool: Signal = _signals.signal("orm-inspector-pool")
 """Pool and pooled-connection events (``PoolEvent``)."""
 inspector: Signal = _signals.signal("orm-inspector-inspector")
 """The inspector's own reports: drops, errors, end of trace (``InspectorEvent``)."""
+
+events: Signal = _signals.signal("orm-inspector-events")
+"""Every event, all families together, in order: what the recorder and the live server listen to."""
 
 BY_FAMILY: dict[str, Signal] = {
     "session": session,

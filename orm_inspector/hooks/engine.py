@@ -16,8 +16,8 @@ from typing import Any
 from .. import signals
 from ..events import SQLEvent
 from . import callsite, runtime
-from .runtime import emit, shield, wanted
-from .session import SESSION_ATTR, _base
+from .runtime import emit, now, shield, thread_name, wanted
+from .session import SESSION_ATTR
 from .values import ref
 
 T0_ATTR = "_orm_inspector_t0"
@@ -67,11 +67,11 @@ def before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: An
     compiled = getattr(context, "compiled", None)
     if compiled is not None and compiled.positional:
         names = compiled.positiontup
-    if executemany:
+    if executemany and parameters and isinstance(parameters[0], (tuple, list, dict)):
         params: Any = ("many", names, len(parameters), parameters[:MAX_PARAMETER_SETS])
     else:
         params = ("one", names, parameters)
-    emit(SQLEvent(**_base("before_cursor_execute"), connection=connection_id(conn),
+    emit(SQLEvent(ts=now(), kind="before_cursor_execute", pid=runtime.pid, thread=thread_name(), connection=connection_id(conn),
                   session=track.sid if track is not None else None,
                   transaction=track.root if track is not None else None,
                   engine=runtime.id_of(conn.engine, "e"), statement=statement, parameters=params,
@@ -90,7 +90,7 @@ def after_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any
     if not _covered(conn, track):
         return
     rows = getattr(cursor, "rowcount", -1)
-    emit(SQLEvent(**_base("after_cursor_execute"), connection=connection_id(conn),
+    emit(SQLEvent(ts=now(), kind="after_cursor_execute", pid=runtime.pid, thread=thread_name(), connection=connection_id(conn),
                   session=track.sid if track is not None else None,
                   duration=perf() - t0 if t0 is not None else None,
                   rows=rows if type(rows) is int and rows >= 0 else None))
@@ -109,7 +109,7 @@ def handle_error(ctx: Any) -> None:
     track = conn.__dict__.get(SESSION_ATTR) if conn is not None else None
     if conn is not None and not _covered(conn, track):
         return
-    emit(SQLEvent(**_base("handle_error"), connection=connection_id(conn) if conn is not None else None,
+    emit(SQLEvent(ts=now(), kind="handle_error", pid=runtime.pid, thread=thread_name(), connection=connection_id(conn) if conn is not None else None,
                   session=track.sid if track is not None else None, statement=ctx.statement,
                   error=message, site=callsite.walk()[0]))
 
@@ -123,7 +123,7 @@ def _tx(kind: str):
         track = conn.__dict__.get(SESSION_ATTR)
         if not _covered(conn, track):
             return
-        emit(SQLEvent(**_base(kind), connection=connection_id(conn),
+        emit(SQLEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), connection=connection_id(conn),
                       session=track.sid if track is not None else None, name=name))
 
     return listener

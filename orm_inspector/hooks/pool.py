@@ -16,8 +16,8 @@ from typing import Any
 from .. import signals
 from ..events import PoolEvent
 from . import callsite, runtime
-from .runtime import emit, shield, wanted
-from .session import _base
+from .session import SITE_ATTR
+from .runtime import emit, now, shield, thread_name, wanted
 
 _detached: dict[int, str] = {}  # id(dbapi connection) -> connection id, between detach and close_detached
 
@@ -38,7 +38,7 @@ def _pool_id(pool: Any) -> str:
         mine = runtime.new_id("p")
         pid = pool.__dict__.setdefault(runtime.ATTR, mine)  # atomic: one thread announces the pool
         if pid is mine:
-            emit(PoolEvent(**_base("pool_info"), pool=pid, info=_pool_info(pool)))
+            emit(PoolEvent(ts=now(), kind="pool_info", pid=runtime.pid, thread=thread_name(), pool=pid, info=_pool_info(pool)))
     return pid
 
 
@@ -47,7 +47,7 @@ def _event(kind: str, rec: Any, **fields: Any) -> None:
     if runtime.scope is not None and not runtime.scope.covers_pool(pool):
         return
     connection = fields.pop("connection", None)
-    emit(PoolEvent(**_base(kind), pool=_pool_id(pool) if pool is not None else "?",
+    emit(PoolEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), pool=_pool_id(pool) if pool is not None else "?",
                    connection=runtime.id_of(rec, "c") if rec is not None else connection, **fields))
 
 
@@ -75,8 +75,9 @@ def on_first_connect(dbapi_connection: Any, rec: Any) -> None:
 
 @shield("checkout")
 def on_checkout(dbapi_connection: Any, rec: Any, proxy: Any) -> None:
+    site = rec.__dict__[SITE_ATTR] = callsite.walk()[0]  # after_begin tells the same place
     if wanted(signals.pool):
-        _event("checkout", rec, site=callsite.walk()[0])
+        _event("checkout", rec, site=site)
 
 
 @shield("checkin")
@@ -121,7 +122,7 @@ def on_detach(dbapi_connection: Any, rec: Any) -> None:
 def on_close_detached(dbapi_connection: Any) -> None:
     cid = _detached.pop(id(dbapi_connection), None)
     if wanted(signals.pool) and runtime.scope is None:
-        emit(PoolEvent(**_base("close_detached"), pool="?", connection=cid))
+        emit(PoolEvent(ts=now(), kind="close_detached", pid=runtime.pid, thread=thread_name(), pool="?", connection=cid))
 
 
 POOL_LISTENERS: dict[str, Any] = {

@@ -51,9 +51,12 @@ def emit(event: Any) -> None:
         dropped += 1
 
 
+_all = signals.events
+
+
 def wanted(signal) -> bool:
     """True when someone listens to this family: otherwise hooks do not build its events."""
-    return bool(signal.receivers)
+    return bool(signal.receivers or _all.receivers)
 
 
 def shield(name: str) -> Callable[[Callable[..., Any]], Callable[..., None]]:
@@ -61,10 +64,10 @@ def shield(name: str) -> Callable[[Callable[..., Any]], Callable[..., None]]:
     (a non-None return from do_orm_execute or handle_error would change what the app gets)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., None]:
-        def listener(*args: Any, **kw: Any) -> None:
+        def listener(*args: Any) -> None:  # SQLAlchemy calls listeners positionally
             if enabled:
                 try:
-                    fn(*args, **kw)
+                    fn(*args)
                 except Exception as exc:  # noqa: BLE001 - the app must never see our failure
                     record_error(name, exc)
             return None

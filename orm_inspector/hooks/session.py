@@ -17,10 +17,10 @@ from .. import signals
 from ..events import AttributeEvent, FlushEvent, LifecycleEvent, ObjRef, SessionEvent
 from . import callsite, runtime
 from .runtime import emit, now, shield, thread_name, wanted
-from .values import capture, ref, state_of
+from .values import capture, changed_ref, ref, state_of
 
 SESSION_ATTR = "_orm_inspector_session"
-WATCH_ATTR = "_orm_inspector_watch"
+SITE_ATTR = "_orm_inspector_site"
 
 LIFECYCLE = (
     "transient_to_pending",
@@ -34,7 +34,6 @@ LIFECYCLE = (
     "deleted_to_detached",
     "persistent_to_detached",
 )
-_TO_PERSISTENT = {"pending_to_persistent", "detached_to_persistent", "loaded_as_persistent", "deleted_to_persistent"}
 # Transitions out of the session: Session.close() fires one per object (and nothing else when no
 # transaction is open), so the first of them per identity map tells us about the close.
 _TO_DETACHED = {"deleted_to_detached", "persistent_to_detached", "persistent_to_transient", "pending_to_transient"}
@@ -78,10 +77,6 @@ def track(session: Any) -> Track:
 
 
 
-def _base(kind: str) -> dict[str, Any]:
-    return {"ts": now(), "kind": kind, "pid": runtime.pid, "thread": thread_name()}
-
-
 # ---- session and transaction events -----------------------------------------------------------
 def _txn_origin(transaction: Any) -> str:
     origin = getattr(transaction, "origin", None)
@@ -103,7 +98,7 @@ def after_transaction_create(session: Any, transaction: Any) -> None:
     if parent is None:
         t.root = tid
     if wanted(signals.session):
-        emit(SessionEvent(**_base("after_transaction_create"), session=t.sid, transaction=tid,
+        emit(SessionEvent(ts=now(), kind="after_transaction_create", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=tid,
                           parent=runtime.id_of(parent, "t") if parent is not None else None, origin=origin))
 
 
@@ -117,21 +112,20 @@ def after_transaction_end(session: Any, transaction: Any) -> None:
     tid = runtime.id_of(transaction, "t")
     root = transaction.parent is None
     if wanted(signals.session):
-        emit(SessionEvent(**_base("after_transaction_end"), session=t.sid, transaction=tid))
+        emit(SessionEvent(ts=now(), kind="after_transaction_end", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=tid))
     if root:
         t.root = None
         t.committing = t.bulk_expire = False
         t.flush = None
-        site, marker = callsite.walk()
-        if marker is not None and marker[0] == "close":
-            _emit_close(t, site)
+        if callsite.marker() == "close":
+            _emit_close(t, callsite.walk()[0])
         for conn, *_ in set(transaction._connections.values()):
             conn.__dict__.pop(SESSION_ATTR, None)
 
 
 def _emit_close(t: Track, site: Any) -> None:
     if wanted(signals.session):
-        emit(SessionEvent(**_base("close"), session=t.sid, site=site))
+        emit(SessionEvent(ts=now(), kind="close", pid=runtime.pid, thread=thread_name(), session=t.sid, site=site))
 
 
 @shield("after_begin")
@@ -142,9 +136,10 @@ def after_begin(session: Any, transaction: Any, connection: Any) -> None:
     connection.__dict__[SESSION_ATTR] = t
     if wanted(signals.session):
         rec = getattr(connection._dbapi_connection, "_connection_record", None)
-        emit(SessionEvent(**_base("after_begin"), session=t.sid, transaction=runtime.id_of(transaction, "t"),
+        emit(SessionEvent(ts=now(), kind="after_begin", pid=runtime.pid, thread=thread_name(), session=t.sid,
+                          transaction=runtime.id_of(transaction, "t"),
                           connection=runtime.id_of(rec, "c") if rec is not None else None,
-                          site=callsite.walk()[0]))
+                          site=rec.__dict__.get(SITE_ATTR) if rec is not None else None))  # the checkout's
 
 
 def _root_transaction(session: Any) -> bool:
@@ -158,8 +153,10 @@ def before_commit(session: Any) -> None:
     if not t.on:
         return
     t.committing = True
+    t.flush_site = callsite.walk()[0]  # the flush of the commit, if any, happens here too
     if wanted(signals.session):
-        emit(SessionEvent(**_base("before_commit"), session=t.sid, transaction=t.root, site=callsite.walk()[0]))
+        emit(SessionEvent(ts=now(), kind="before_commit", pid=runtime.pid, thread=thread_name(), session=t.sid,
+                          transaction=t.root, site=t.flush_site))
 
 
 @shield("after_commit")
@@ -172,7 +169,7 @@ def after_commit(session: Any) -> None:
     # instead of one "expire" event per object in the identity map.
     t.bulk_expire = bool(session.expire_on_commit and _root_transaction(session))
     if wanted(signals.session):
-        emit(SessionEvent(**_base("after_commit"), session=t.sid, transaction=t.root,
+        emit(SessionEvent(ts=now(), kind="after_commit", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=t.root,
                           origin="expire_all" if t.bulk_expire else None))
 
 
@@ -185,7 +182,7 @@ def after_rollback(session: Any) -> None:
     t.flush = None
     t.bulk_expire = _root_transaction(session)  # a root rollback expires everything, as a commit does
     if wanted(signals.session):
-        emit(SessionEvent(**_base("after_rollback"), session=t.sid, transaction=t.root,
+        emit(SessionEvent(ts=now(), kind="after_rollback", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=t.root,
                           origin="expire_all" if t.bulk_expire else None))
 
 
@@ -196,7 +193,7 @@ def after_soft_rollback(session: Any, previous_transaction: Any) -> None:
         return
     t.bulk_expire = False
     if wanted(signals.session):
-        emit(SessionEvent(**_base("after_soft_rollback"), session=t.sid,
+        emit(SessionEvent(ts=now(), kind="after_soft_rollback", pid=runtime.pid, thread=thread_name(), session=t.sid,
                           transaction=runtime.id_of(previous_transaction, "t")))
 
 
@@ -206,26 +203,21 @@ def _attach(kind: str):
         t = track(session)
         st = state_of(instance)
         if t.on and st is not None and wanted(signals.session):
-            emit(SessionEvent(**_base(kind), session=t.sid, obj=ref(st)))
+            emit(SessionEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid, obj=ref(st)))
 
     return listener
 
 
 # ---- object lifecycle ---------------------------------------------------------------------------
-class _Watch(weakref.ref):
-    """Tells us when a persistent object is garbage-collected out of its identity map (no event)."""
-
-    __slots__ = ("sid", "oref")
-
-
-def _on_collected(watch: _Watch) -> None:
-    # Runs wherever the object died: any thread, any moment. Append only.
-    if runtime.enabled and watch.sid is not None and wanted(signals.lifecycle):
-        emit(LifecycleEvent(**_base("gc_evicted"), session=watch.sid, obj=watch.oref))
+def _left_session(t: Track, session: Any, state: Any) -> None:
+    current = id(session.identity_map)
+    if t.detach_map != current:  # the first of a run of detaches: is it Session.close()?
+        t.detach_map = current
+        if callsite.marker() == "close" and t.root is None:
+            _emit_close(t, callsite.walk()[0])  # with a transaction open, its end reports the close
 
 
 def _lifecycle(kind: str):
-    to_persistent = kind in _TO_PERSISTENT
     to_detached = kind in _TO_DETACHED
 
     @shield(kind)
@@ -233,27 +225,12 @@ def _lifecycle(kind: str):
         t = track(session)
         if not t.on:
             return
-        oref = ref(state)
-        if to_persistent:
-            watch = state.__dict__.get(WATCH_ATTR)
-            if watch is None:
-                obj = state.obj()
-                if obj is not None:
-                    watch = state.__dict__[WATCH_ATTR] = _Watch(obj, _on_collected)
-            if watch is not None:
-                watch.sid, watch.oref = t.sid, oref
-        elif to_detached:
-            watch = state.__dict__.get(WATCH_ATTR)
-            if watch is not None:
-                watch.sid = None
-            current = id(session.identity_map)
-            if t.detach_map != current:  # first of a run: is it Session.close()?
-                t.detach_map = current
-                site, marker = callsite.walk()
-                if marker is not None and marker[0] == "close" and t.root is None:
-                    _emit_close(t, site)  # with a transaction open, its end reports the close
-        if wanted(signals.lifecycle):
-            emit(LifecycleEvent(**_base(kind), session=t.sid, obj=oref))
+        if to_detached:
+            _left_session(t, session, state)
+        if not wanted(signals.lifecycle):
+            return
+        emit(LifecycleEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid,
+                            obj=ref(state), ikey=state.key))
 
     return listener
 
@@ -285,16 +262,6 @@ def changes(state: Any) -> dict[str, Any]:
     return out
 
 
-def new_values(state: Any) -> dict[str, Any]:
-    manager = state.manager
-    return {k: [None, capture(v)] for k, v in state.dict.items()
-            if (a := manager.get(k)) is not None and not a.impl.collection}
-
-
-def _dirty_ref(state: Any) -> ObjRef:
-    r = ref(state)
-    r.changes = changes(state)
-    return r
 
 
 @shield("before_flush")
@@ -302,16 +269,19 @@ def before_flush(session: Any, flush_context: Any, instances: Any) -> None:
     t = track(session)
     if not t.on:
         return
-    site, marker = callsite.walk()
     t.flush = runtime.new_id("f")
-    t.flush_cause = "commit" if t.committing else ("autoflush" if marker and marker[0] == "autoflush" else "flush")
-    t.flush_site = site
+    if t.committing:
+        t.flush_cause, site = "commit", t.flush_site
+    else:
+        site, marker = callsite.walk()
+        t.flush_cause = "autoflush" if marker and marker[0] == "autoflush" else "flush"
+        t.flush_site = site
     if wanted(signals.flush):
         deleted = session._deleted
-        emit(FlushEvent(**_base("before_flush"), session=t.sid, flush=t.flush, cause=t.flush_cause,
+        emit(FlushEvent(ts=now(), kind="before_flush", pid=runtime.pid, thread=thread_name(), session=t.sid, flush=t.flush, cause=t.flush_cause,
                         transaction=t.root, site=site,
                         new=[ref(s) for s in session._new],
-                        dirty=[_dirty_ref(s) for s in session.identity_map._modified if s not in deleted],
+                        dirty=[ref(s) for s in session.identity_map._modified if s not in deleted],
                         deleted=[ref(s) for s in deleted]))
 
 
@@ -329,12 +299,10 @@ def after_flush(session: Any, flush_context: Any) -> None:
         if isdelete:
             deleted.append(ref(state))
         elif state.key is None:
-            r = ref(state)
-            r.changes = new_values(state)
-            new.append(r)
+            new.append(ref(state))  # its values are in the INSERT's parameters
         else:
-            dirty.append(_dirty_ref(state))
-    emit(FlushEvent(**_base("after_flush"), session=t.sid, flush=t.flush or "?", cause=t.flush_cause,
+            dirty.append(changed_ref(state, changes(state)))
+    emit(FlushEvent(ts=now(), kind="after_flush", pid=runtime.pid, thread=thread_name(), session=t.sid, flush=t.flush or "?", cause=t.flush_cause,
                     transaction=t.root, new=new, dirty=dirty, deleted=deleted))
 
 
@@ -344,7 +312,7 @@ def after_flush_postexec(session: Any, flush_context: Any) -> None:
     if not t.on:
         return
     if wanted(signals.flush):
-        emit(FlushEvent(**_base("after_flush_postexec"), session=t.sid, flush=t.flush or "?",
+        emit(FlushEvent(ts=now(), kind="after_flush_postexec", pid=runtime.pid, thread=thread_name(), session=t.sid, flush=t.flush or "?",
                         cause=t.flush_cause, transaction=t.root))
     t.flush = None
 
@@ -357,7 +325,7 @@ def _attr_event(kind: str, state: Any, **fields: Any) -> None:
     t = tracks.get(sid)
     if t is not None and not t.on:
         return
-    emit(AttributeEvent(**_base(kind), session=f"s{sid}", obj=ref(state), **fields))
+    emit(AttributeEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=f"s{sid}", obj=ref(state), **fields))
 
 
 def attribute_listeners(key: str) -> dict[str, Any]:
@@ -405,7 +373,6 @@ SESSION_LISTENERS: dict[str, Any] = {
     "after_commit": after_commit,
     "after_rollback": after_rollback,
     "after_soft_rollback": after_soft_rollback,
-    "before_attach": _attach("before_attach"),
     "after_attach": _attach("after_attach"),
     "before_flush": before_flush,
     "after_flush": after_flush,

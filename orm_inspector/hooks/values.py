@@ -38,9 +38,29 @@ _SMALL = 20  # containers longer than this are summarised, not copied
 
 
 def ref(state: Any) -> ObjRef:
-    """An ObjRef for an InstanceState. O(1)."""
+    """An ObjRef for an InstanceState. O(1): made once per identity of the instance and kept on the
+    state (one entry in its ``__dict__``), so it is shared and must not be changed (``changed_ref``
+    makes one that may). Its ``key`` is the instance's for life."""
     key = state.key
-    return ObjRef(state.class_.__name__, key[1] if key is not None else None, runtime.id_of(state, "o"))
+    d = state.__dict__
+    cached = d.get(runtime.ATTR)
+    if cached is not None:
+        if cached[0] is key:
+            return cached[1]
+        okey = cached[1].key  # same instance, new identity (it got its primary key)
+    else:
+        okey = runtime.new_id("o")
+    r = ObjRef(state.class_.__name__, key[1] if key is not None else None, okey)
+    cached = d.setdefault(runtime.ATTR, (key, r))  # atomic: the inspector's thread may race us
+    if cached[1].key != okey:
+        return ObjRef(r.cls, r.identity, cached[1].key)
+    d[runtime.ATTR] = (key, r)
+    return r
+
+
+def changed_ref(state: Any, changes: dict[str, Any]) -> ObjRef:
+    r = ref(state)
+    return ObjRef(r.cls, r.identity, r.key, changes)
 
 
 def state_of(value: Any) -> Any:
@@ -78,6 +98,8 @@ def capture(value: Any) -> Any:
 
 # ---- inspector's thread ------------------------------------------------------------------------
 MAX_STR = 200
+_PASS = frozenset({int, bool, type(None), float, ObjRef, decimal.Decimal, uuid.UUID, datetime.date,
+                   datetime.datetime, datetime.time, datetime.timedelta})
 DEFAULT_REDACT = r"pass(word|wd)?|secret|token|api_?key|private_?key|credential"
 _redact = re.compile(DEFAULT_REDACT, re.I)
 
@@ -87,22 +109,30 @@ def set_redaction(pattern: str | None) -> None:
     have their values replaced by "<redacted>". ``None`` turns redaction off."""
     global _redact
     _redact = re.compile(pattern, re.I) if pattern else None
+    _redacts.clear()
+
+
+_redacts: dict[str, bool] = {}
 
 
 def redacts(name: str) -> bool:
-    return _redact is not None and _redact.search(name) is not None
+    try:
+        return _redacts[name]
+    except KeyError:
+        answer = _redacts[name] = _redact is not None and _redact.search(name) is not None
+        return answer
 
 
 def finish(value: Any) -> Any:
     """Make a captured value short and encodable (msgspec encodes the immutables natively)."""
     t = type(value)
+    if t in _PASS:
+        return value
     if t is str:
         return value if len(value) <= MAX_STR else value[:MAX_STR] + "…"
     if t is bytes:
         return f"<{len(value)} bytes>" if len(value) > 32 else value.hex()
-    if t is float and value != value:  # NaN is not JSON
-        return "NaN"
-    if t in _IMMUTABLE or t is ObjRef:
+    if t in _IMMUTABLE:
         return value
     if t is list or t is tuple:
         return [finish(v) for v in value[:_SMALL]]

@@ -31,6 +31,63 @@ from ..hooks.values import REDACTED, finish, redacts, ref
 
 _LEAVES = {"persistent_to_deleted", "persistent_to_detached", "deleted_to_detached", "persistent_to_transient",
            "gc_evicted", "deleted_to_persistent"}
+_INTO_MAP = {"pending_to_persistent", "detached_to_persistent", "loaded_as_persistent", "deleted_to_persistent"}
+_OUT_OF_MAP = {"persistent_to_deleted", "persistent_to_detached", "deleted_to_detached", "persistent_to_transient"}
+SWEEP_EVERY = 0.1  # seconds between two key comparisons of one identity map
+
+
+class Membership:
+    """What the inspector's thread knows of one identity map, from lifecycle events: identity key ->
+    ObjRef. Compared with the map itself, it reveals objects that left it without an event."""
+
+    __slots__ = ("refs", "keys", "suspects", "swept")
+
+    def __init__(self) -> None:
+        self.refs: dict[Any, ObjRef] = {}  # SQLAlchemy identity key -> ObjRef
+        self.keys: dict[str, Any] = {}  # our object key -> identity key
+        self.suspects: set[Any] = set()  # missing at the last comparison: evicted if still missing
+        self.swept = 0.0
+
+    def apply(self, ev: LifecycleEvent) -> ObjRef | None:
+        """Follow one event; returns the object it shows was evicted unseen, if any: a map holds one
+        object per identity, so a new one under an identity means the old one is gone."""
+        kind = ev.kind
+        if kind in _INTO_MAP and ev.ikey is not None:
+            before = self.refs.get(ev.ikey)
+            self.refs[ev.ikey] = ev.obj
+            self.keys[ev.obj.key] = ev.ikey
+            if before is not None and before.key != ev.obj.key:
+                self.keys.pop(before.key, None)
+                self.suspects.discard(ev.ikey)
+                return before
+        elif kind in _OUT_OF_MAP:
+            ikey = self.keys.pop(ev.obj.key, None)
+            self.refs.pop(ikey, None)
+        return None
+
+    def sweep(self, identity_map: Any, now: float, final: bool = False) -> list[ObjRef]:
+        """Objects gone from the map without an event, seen missing twice in a row (a close or a
+        rollback in progress removes objects before it reports them: the second look lets it finish)."""
+        if len(identity_map) == len(self.refs) and not self.suspects:
+            return []  # the common case: O(1)
+        if now - self.swept < SWEEP_EVERY and not final:
+            return []
+        self.swept = now
+        present = set(list(identity_map._dict))  # list() copies at once, safe against the app's thread
+        missing = self.refs.keys() - present
+        evicted = missing if final else missing & self.suspects
+        self.suspects = missing - evicted
+        gone = []
+        for ikey in evicted:
+            r = self.refs.pop(ikey)
+            self.keys.pop(r.key, None)
+            gone.append(r)
+        for ikey in present - self.refs.keys():  # there before we looked (or its event is on the way)
+            st = identity_map._dict.get(ikey)
+            if st is not None:
+                r = self.refs[ikey] = ref(st)
+                self.keys[r.key] = ikey
+        return gone
 
 
 # ---- finishing ----------------------------------------------------------------------------------
@@ -77,6 +134,15 @@ def _finish(ev: Event) -> None:
         ev.site = callsite.describe(ev.site)
 
 
+def _strip(ev: Event) -> None:
+    """What is left of an event whose finishing failed: encodable for sure."""
+    for name in ("parameters", "value", "old", "new", "dirty", "deleted"):
+        if hasattr(ev, name):
+            setattr(ev, name, None)
+    if hasattr(ev, "site") and type(ev.site) is not str:
+        ev.site = None
+
+
 def _own(kind: str, **fields: Any) -> InspectorEvent:
     return InspectorEvent(ts=time.time(), kind=kind, pid=runtime.pid, thread="orm-inspector", **fields)
 
@@ -92,6 +158,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._reported_drops = 0
         self._reported_errors = 0
+        self.members: dict[str, Membership] = {}  # session id -> its identity map, as events tell
 
     # lifecycle
     def start(self) -> None:
@@ -106,7 +173,7 @@ class Dispatcher:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._thread = None
-        self.pump()
+        self.pump(final=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -117,29 +184,33 @@ class Dispatcher:
         self._thread = None
         self.seq = 0
         self._reported_drops = self._reported_errors = 0
+        self.members = {}
 
     # work
-    def pump(self) -> None:
+    def pump(self, final: bool = False) -> None:
+        """Move what the hooks queued on to the signals. ``final``: recording stops, so settle what
+        is pending (evictions are confirmed at once)."""
         with self._lock:
             try:
-                self._pump()
+                self._pump(final)
             except Exception as exc:  # noqa: BLE001 - the inspector's thread must live on
                 runtime.record_error("dispatcher", exc)
 
-    def _pump(self) -> None:
+    def _pump(self, final: bool) -> None:
         read_at = time.time()
-        deleted_now = self._read_deleted() if runtime.enabled else {}
-        batch = self._drain()
+        live = self._live_sessions() if runtime.enabled else []
+        deleted_now = self._read_deleted(live)
+        batch = self._process(self._drain())
         if deleted_now:
             batch = self._merge_deleted(batch, deleted_now, read_at)
+        if live:
+            batch += self._evictions(live, final)
         if not batch:
             return
         seq = self.seq
         for ev in batch:
             seq += 1
             ev.seq = seq
-            if type(ev) is not LifecycleEvent:
-                _finish(ev)
         self.seq = seq
         self._send(batch)
 
@@ -160,17 +231,62 @@ class Dispatcher:
         self._reported_errors = runtime.errors
         return batch
 
-    def _read_deleted(self) -> dict[Any, dict[str, Any]]:
-        """Sessions whose ``deleted`` set differs from what we last saw: track -> {key: state}."""
-        changed = {}
+    def _process(self, batch: list[Event]) -> list[Event]:
+        """Follow identity maps through lifecycle events; finish the other events."""
+        members, out = self.members, []
+        for ev in batch:
+            if type(ev) is LifecycleEvent:
+                m = members.get(ev.session)
+                if m is None:
+                    m = members[ev.session] = Membership()
+                evicted = m.apply(ev)
+                ev.ikey = None
+                if evicted is not None:
+                    out.append(LifecycleEvent(ts=ev.ts, kind="gc_evicted", pid=ev.pid, thread="orm-inspector",
+                                              session=ev.session, obj=evicted))
+            else:
+                try:
+                    _finish(ev)
+                except Exception as exc:  # noqa: BLE001 - lose a detail, never the event
+                    runtime.record_error(f"finish {ev.kind}", exc)
+                    _strip(ev)
+            out.append(ev)
+        return out
+
+    def _live_sessions(self) -> list[tuple[Any, Any]]:
+        live = []
         for session in list(_sa_session._sessions.values()):
             t = tracks.get(session.hash_key)
-            if t is None or not t.on:
+            if t is not None and t.on:
+                live.append((t, session))
+        if len(self.members) > len(live):  # forget the sessions that are gone
+            alive = {t.sid for t, _ in live}
+            for sid in [sid for sid in self.members if sid not in alive]:
+                del self.members[sid]
+        return live
+
+    def _evictions(self, live: list[tuple[Any, Any]], final: bool) -> list[Event]:
+        out: list[Event] = []
+        if not runtime.wanted(signals.lifecycle):
+            return out
+        now = time.time()
+        for t, session in live:
+            m = self.members.get(t.sid)
+            if m is None:
                 continue
+            for r in m.sweep(session.identity_map, now, final):
+                out.append(LifecycleEvent(ts=now, kind="gc_evicted", pid=runtime.pid, thread="orm-inspector",
+                                          session=t.sid, obj=r))
+        return out
+
+    def _read_deleted(self, live: list[tuple[Any, Any]]) -> dict[Any, dict[str, Any]]:
+        """Sessions whose ``deleted`` set differs from what we last saw: track -> {key: state}."""
+        changed = {}
+        for t, session in live:
             deleted = session._deleted
             if not deleted and not t.deleted:
                 continue  # the common case: O(1)
-            now = {runtime.id_of(st, "o"): st for st in list(deleted)}
+            now = {ref(st).key: st for st in list(deleted)}
             if now.keys() != t.deleted.keys():
                 changed[t] = now
         return changed
@@ -189,7 +305,7 @@ class Dispatcher:
                     marks.append(LifecycleEvent(ts=read_at, kind="deleted_unmark", pid=runtime.pid,
                                                 thread="orm-inspector", session=t.sid, obj=r))
             t.deleted = {key: ref(st) for key, st in now.items()}
-        if not marks or not signals.lifecycle.receivers:
+        if not marks or not runtime.wanted(signals.lifecycle):
             return batch
         # The marks happened before read_at: put them before the events that came later.
         at = len(batch)
@@ -198,19 +314,18 @@ class Dispatcher:
         return batch[:at] + marks + batch[at:]
 
     def _send(self, batch: list[Event]) -> None:
-        start = 0
-        family = FAMILIES[type(batch[0])]
-        for i in range(1, len(batch) + 1):
-            nxt = FAMILIES[type(batch[i])] if i < len(batch) else None
-            if nxt != family:
-                self._send_run(family, batch[start:i])
-                start, family = i, nxt
+        if signals.events.receivers:
+            self._send_to(signals.events, "all", batch)
+        for family, signal in signals.BY_FAMILY.items():
+            if signal.receivers:
+                share = [ev for ev in batch if FAMILIES[type(ev)] == family]
+                if share:
+                    self._send_to(signal, family, share)
 
-    def _send_run(self, family: str, run: list[Event]) -> None:
-        signal = signals.BY_FAMILY[family]
-        for receiver in list(signal.receivers_for(family)):
+    def _send_to(self, signal: Any, sender: str, events: list[Event]) -> None:
+        for receiver in list(signal.receivers_for(sender)):
             try:
-                receiver(family, events=run)
+                receiver(sender, events=events)
             except Exception as exc:  # noqa: BLE001 - one bad receiver must not starve the others
                 runtime.record_error(f"receiver {getattr(receiver, '__qualname__', receiver)!r}", exc)
 

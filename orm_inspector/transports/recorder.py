@@ -79,13 +79,11 @@ class Recorder:
             self.events += len(events)
 
     def start(self) -> None:
-        for signal in signals.BY_FAMILY.values():
-            signal.connect(self, weak=False)
+        signals.events.connect(self, weak=False)
 
     def close(self) -> None:
         """Stop receiving, write ``trace_end`` and close. The caller pumps the dispatcher first."""
-        for signal in signals.BY_FAMILY.values():
-            signal.disconnect(self)
+        signals.events.disconnect(self)
         with self._lock:
             if self._file is None:
                 return

@@ -1,0 +1,149 @@
+"""Workloads the benchmarks time, plain or recorded: run as a fresh process each time.
+
+    python bench/workloads.py oltp|bulk|flushes [--record FILE] [--size N]
+
+prints one JSON line of measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+
+from sqlalchemy import ForeignKey, String, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    email: Mapped[str] = mapped_column(String(120))
+    balance: Mapped[int] = mapped_column(default=0)
+    orders: Mapped[list[Order]] = relationship(back_populates="customer", cascade="all, delete-orphan")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    total: Mapped[int] = mapped_column(default=0)
+    customer: Mapped[Customer] = relationship(back_populates="orders")
+    lines: Mapped[list[Line]] = relationship(back_populates="order", cascade="all, delete-orphan")
+
+
+class Line(Base):
+    __tablename__ = "line"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    sku: Mapped[str] = mapped_column(String(20))
+    qty: Mapped[int]
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+def make_engine(path: str):
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def oltp(engine, units: int) -> None:
+    """Units of work as a web app does them: read, change, add, delete, commit; lazy loads too."""
+    rnd = random.Random(7)
+    with Session(engine) as s:
+        s.add_all([Customer(name=f"c{i}", email=f"c{i}@example.com") for i in range(50)])
+        s.commit()
+    for u in range(units):
+        with Session(engine) as s:
+            cust = s.get(Customer, rnd.randint(1, 50))
+            order = Order(customer=cust, lines=[Line(sku=f"sku{j}", qty=j + 1) for j in range(3)])
+            s.add(order)
+            s.flush()  # explicit flush: the order gets its id
+            order.total = sum(line.qty for line in order.lines)
+            cust.balance += order.total
+            for old in cust.orders[:-3]:  # lazy load of the collection, then delete old orders
+                s.delete(old)
+            s.commit()
+            if u % 5 == 0:
+                rows = s.scalars(select(Customer).options(selectinload(Customer.orders)).limit(5)).all()
+                for c in rows:
+                    c.name = c.name.upper() if u % 10 == 0 else c.name.lower()
+                s.rollback()
+
+
+def bulk(engine, n: int) -> None:
+    """10k objects in one session: insert, load, update, delete."""
+    with Session(engine) as s:
+        s.add_all([Customer(name=f"c{i}", email=f"c{i}@example.com") for i in range(n)])
+        s.commit()
+        for c in s.scalars(select(Customer)).all():
+            c.balance += 1
+        s.flush()
+        for c in s.scalars(select(Customer).where(Customer.id % 10 == 0)).all():
+            s.delete(c)
+        s.commit()
+
+
+def flushes(engine, size: int, count: int = 200) -> float:
+    """Seconds per flush of one changed object, with `size` objects in the session."""
+    with Session(engine) as s:
+        s.add_all([Customer(name=f"c{i}", email="e") for i in range(size)])
+        s.commit()
+    with Session(engine, expire_on_commit=False) as s:
+        held = s.scalars(select(Customer)).all()  # `size` objects in the identity map
+        start = time.perf_counter()
+        for i in range(count):
+            held[i % len(held)].balance += 1
+            s.flush()
+        elapsed = time.perf_counter() - start
+        s.rollback()
+    return elapsed / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workload", choices=["oltp", "bulk", "flushes"])
+    parser.add_argument("--record")
+    parser.add_argument("--size", type=int)
+    args = parser.parse_args()
+    db = tempfile.NamedTemporaryFile(suffix=".db", delete=False).name
+    try:
+        engine = make_engine(db)
+        import contextlib
+
+        ctx = contextlib.nullcontext()
+        if args.record:
+            import orm_inspector
+
+            ctx = orm_inspector.record(args.record)
+        import resource
+
+        start = time.perf_counter()
+        with ctx:
+            if args.workload == "oltp":
+                oltp(engine, args.size or 300)
+            elif args.workload == "bulk":
+                bulk(engine, args.size or 10_000)
+            else:
+                per_flush = flushes(engine, args.size or 100)
+        elapsed = time.perf_counter() - start
+        out = {"seconds": elapsed, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+        if args.workload == "flushes":
+            out["per_flush"] = per_flush
+        print(json.dumps(out))
+    finally:
+        os.unlink(db)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The ``orm-inspector`` command. Each subcommand is a small function; errors a user can cause end
+in one line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+class UserError(Exception):
+    """Something the user can fix: printed as one line, exit status 2."""
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .summary import render, summarize
+    from .transports.trace import TraceError, TraceReader
+
+    try:
+        reader = TraceReader(args.file)
+        summary = summarize(reader)
+    except TraceError as exc:
+        raise UserError(str(exc)) from None
+    sys.stdout.write(render(summary, args.file, reader.warnings))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orm-inspector",
+        description="See what the SQLAlchemy ORM does: record, summarize and inspect event traces.")
+    parser.add_argument("--version", action="version", version=f"orm-inspector {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    summary = commands.add_parser("summary", help="a plain-text summary of a trace file",
+                                  description="Print counts per event kind, sessions, transactions, SQL by "
+                                              "cause, connections and warnings found in a trace file.")
+    summary.add_argument("file", help="a trace written by orm_inspector.record() (.jsonl or .jsonl.gz)")
+    summary.set_defaults(run=cmd_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as exc:
+        print(f"orm-inspector: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
