@@ -65,7 +65,7 @@ def before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: An
     cause, site = _cause(track)
     names = None
     compiled = getattr(context, "compiled", None)
-    if compiled is not None and compiled.positional:
+    if getattr(compiled, "positional", False):  # DDL compilers have no bind names
         names = compiled.positiontup
     if executemany and parameters and isinstance(parameters[0], (tuple, list, dict)):
         params: Any = ("many", names, len(parameters), parameters[:MAX_PARAMETER_SETS])

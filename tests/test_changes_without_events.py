@@ -1,0 +1,128 @@
+"""Changes SQLAlchemy fires no session event for still reach the stream: attribute edits, delete() of
+a persistent object, garbage-collected evictions; within 250 ms while running, exactly at stop."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+import orm_inspector
+from orm_inspector.transports.trace import TraceReader
+
+from .models import Author, Base, Book
+
+
+@pytest.fixture
+def engine(sqlite_url):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add_all([Author(name="ann", books=[Book(title="a1")]), Author(name="bob")])
+        s.commit()
+    yield engine
+    engine.dispose()
+
+
+def wait_for(captured, kind, within=0.25):
+    """The event must arrive within `within` seconds without anything else happening in the app."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = [e for e in captured if e.kind == kind]
+        if found:
+            return found
+        time.sleep(0.01)
+    return [e for e in captured if e.kind == kind]
+
+
+def test_attribute_edits_with_old_and_new_values(engine, captured):
+    with Session(engine) as s:
+        ann = s.scalars(select(Author).where(Author.name == "ann")).one()
+        assert len(ann.books) == 1  # loaded now, so that no autoflush comes between the edits
+        ann.name = "anne"
+        ann.books.append(Book(title="a2"))
+        [edit] = [e for e in captured.sync() if e.kind == "set" and e.attr == "name"]
+        assert (edit.old, edit.value) == ("ann", "anne")
+        [append] = captured.of("append")
+        assert append.attr == "books" and append.value.cls == "Book"
+        s.flush()
+        [after] = captured.of("after_flush")
+        [dirty] = [o for o in after.dirty if o.cls == "Author"]
+        assert dirty.changes["name"] == ["ann", "anne"]
+        assert len(dirty.changes["books"]["added"]) == 1 and dirty.changes["books"]["removed"] == []
+
+
+def test_transient_and_pending_edits_are_not_reported_as_edits(engine, captured):
+    with Session(engine) as s:
+        a = Author(name="new")
+        a.name = "newer"
+        s.add(a)
+        a.name = "newest"
+    assert captured.of("set") == []
+
+
+def test_delete_of_a_persistent_object_is_seen_within_250_ms(engine, captured):
+    with Session(engine) as s:
+        bob = s.scalars(select(Author).where(Author.name == "bob")).one()
+        captured.sync()
+        s.delete(bob)
+        [mark] = wait_for(captured, "deleted_mark")
+        assert mark.obj.identity == (bob.id,)
+        s.rollback()  # SQLAlchemy reports the undone delete itself
+        [undone] = wait_for(captured, "deleted_to_persistent")
+        assert undone.obj.key == mark.obj.key
+        assert captured.of("deleted_unmark") == []  # so the inspector says nothing more
+
+
+def test_expunge_of_a_deleted_object_unmarks_it(engine, captured):
+    with Session(engine) as s:
+        bob = s.scalars(select(Author).where(Author.name == "bob")).one()
+        s.delete(bob)
+        [mark] = wait_for(captured, "deleted_mark")
+        s.expunge(bob)
+        [gone] = wait_for(captured, "persistent_to_detached")
+        assert gone.obj.key == mark.obj.key
+        assert len(s.deleted) == 0
+
+
+def test_garbage_collected_eviction_is_seen_within_250_ms(engine, captured):
+    with Session(engine) as s:
+        ann = s.scalars(select(Author).where(Author.name == "ann")).one()
+        key = ann.id
+        captured.sync()
+        del ann
+        gc.collect()
+        assert len(s.identity_map) == 0
+        [evicted] = wait_for(captured, "gc_evicted")
+        assert evicted.obj.identity == (key,)
+
+
+def test_exact_when_recording_stops(engine, tmp_path):
+    path = tmp_path / "t.jsonl"
+    with Session(engine) as s:
+        with orm_inspector.record(path):
+            authors = s.scalars(select(Author)).all()
+            s.delete(authors[0])
+            del authors
+            gc.collect()  # bob is evicted; ann (and her book, by cascade) are held by session.deleted
+        events = list(TraceReader(path))
+    marked = sorted(e["obj"]["cls"] for e in events if e["kind"] == "deleted_mark")
+    evicted = [e["obj"]["identity"] for e in events if e["kind"] == "gc_evicted"]
+    assert marked == ["Author", "Book"]
+    assert evicted == [[2]]
+
+
+def test_commit_expiry_is_one_event_not_one_per_object(engine, captured):
+    with Session(engine) as s:
+        authors = s.scalars(select(Author)).all()
+        authors[0].name = "x"
+        s.commit()
+        [commit] = captured.of("after_commit")
+        assert commit.origin == "expire_all"
+        assert captured.of("expire") == []
+        s.expire(authors[1], ["name"])
+        [expire] = captured.of("expire")
+        assert expire.attrs == ["name"] and expire.obj.identity == (authors[1].id,)
