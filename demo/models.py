@@ -26,7 +26,7 @@ class Base(DeclarativeBase):
 
 
 class Author(Base):
-    __tablename__ = "author"
+    __tablename__ = "authors"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -37,14 +37,14 @@ class Author(Base):
 
 
 class Book(Base):
-    __tablename__ = "book"
+    __tablename__ = "books"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     price_cents: Mapped[int]
     stock: Mapped[int]
     blurb: Mapped[str] = mapped_column(Text, deferred=True)  # big, rarely needed: loaded on first access
-    author_id: Mapped[int] = mapped_column(ForeignKey("author.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
     author: Mapped[Author] = relationship(back_populates="books")
 
     def __repr__(self) -> str:
@@ -52,7 +52,7 @@ class Book(Base):
 
 
 class Customer(Base):
-    __tablename__ = "customer"
+    __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -64,10 +64,11 @@ class Customer(Base):
 
 
 class Order(Base):
-    __tablename__ = "order"  # a reserved word: SQLAlchemy quotes it for us
+    __tablename__ = "orders"
+    __table_args__ = {"sqlite_autoincrement": True}  # SQLite: never reuse a deleted order's id
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     clerk: Mapped[str] = mapped_column(String(50))  # the worker thread that took the order
     voucher: Mapped[str | None] = mapped_column(String(20))
     customer: Mapped[Customer] = relationship(back_populates="orders")
@@ -79,11 +80,12 @@ class Order(Base):
 
 
 class OrderLine(Base):
-    __tablename__ = "order_line"
+    __tablename__ = "order_lines"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"))
-    book_id: Mapped[int] = mapped_column(ForeignKey("book.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id"))
     quantity: Mapped[int]
     unit_price_cents: Mapped[int]
     order: Mapped[Order] = relationship(back_populates="lines")

@@ -49,7 +49,8 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
 class SessionEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """Session and transaction events: after_transaction_create/end, after_begin, before/after_commit,
-    after_rollback, after_soft_rollback, before/after_attach, and the project's ``close``."""
+    after_rollback, after_soft_rollback, after_attach, and the project's ``session_close`` (SQLAlchemy has no event for
+    ``Session.close()``; its pool's ``close`` is a PoolEvent)."""
 
     session: str
     transaction: str | None = None
@@ -60,7 +61,11 @@ class SessionEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     connection: str | None = None
     """For after_begin: the pooled connection that joined the transaction."""
     obj: ObjRef | None = None
-    """For before/after_attach."""
+    """For after_attach."""
+    expire_all: bool = False
+    """after_commit / after_rollback: every object in the identity map is expired next (a root commit
+    with ``expire_on_commit``, a root rollback). SQLAlchemy then fires ``expire`` once per object; the
+    trace leaves those out and says it once, here."""
     site: Any = None
     """Application call site, ``"file:line:function"``."""
 
@@ -174,7 +179,7 @@ FAMILIES: dict[type[Event], str] = {
 
 OWN_KINDS = frozenset(
     {
-        "close",
+        "session_close",
         "deleted_mark",
         "deleted_unmark",
         "gc_evicted",

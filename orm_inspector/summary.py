@@ -95,7 +95,7 @@ class Summary:
     def _on_after_soft_rollback(self, e: dict[str, Any]) -> None:
         self._session(e).rollbacks += 1
 
-    def _on_close(self, e: dict[str, Any]) -> None:
+    def _on_session_close(self, e: dict[str, Any]) -> None:
         s = self._session(e)
         s.closed, s.open_transaction = True, False
 
@@ -140,7 +140,7 @@ class Summary:
     def _on_checkin(self, e: dict[str, Any]) -> None:
         self.checked_out.pop(f'{e.get("pid")}:{e.get("connection")}', None)
 
-    _on_close_detached = _on_invalidate = _on_checkin  # the connection is no longer held
+    _on_close_detached = _on_invalidate = _on_close = _on_checkin  # the connection is no longer held
 
     def _on_dropped(self, e: dict[str, Any]) -> None:
         self.dropped += e.get("count") or 0
@@ -188,9 +188,12 @@ def render(summary: Summary, name: str, warnings: list[str]) -> str:
                f"{sum(s.rollbacks for s in sessions.values())} rollbacks incl. savepoints), "
                f"savepoints: {sum(s.savepoints for s in sessions.values())}, "
                f"flushes: {sum(s.flushes for s in sessions.values())}")
+    def name(key: str) -> str:  # "pid:s3" -> "s3" when there is one process
+        return key.split(":", 1)[1] if len(summary.pids) == 1 else key
+
     for sid, s in list(sessions.items())[:20]:
         state = "closed" if s.closed else ("in transaction" if s.open_transaction else "idle")
-        out.append(f"  {sid:<14} {state:<15} threads: {', '.join(sorted(t for t in s.threads if t))}; "
+        out.append(f"  {name(sid):<14} {state:<15} threads: {', '.join(sorted(t for t in s.threads if t))}; "
                    f"{s.transactions} txn, {s.flushes} flushes, {s.statements} statements")
     if len(sessions) > 20:
         out.append(f"  ... and {len(sessions) - 20} more")
@@ -210,7 +213,7 @@ def render(summary: Summary, name: str, warnings: list[str]) -> str:
     for pid_pool, info in summary.pools.items():
         size = f', size {info["size"]}' if "size" in info else ""
         overflow = f', overflow {info["max_overflow"]}' if "max_overflow" in info else ""
-        out.append(f'  pool {pid_pool}: {info.get("class")}{size}{overflow}, {info["checkouts"]} checkouts')
+        out.append(f'  pool {name(pid_pool)}: {info.get("class")}{size}{overflow}, {info["checkouts"]} checkouts')
     out.append(f"Objects: {len(summary.objects)} instances seen")
 
     warn = list(warnings)
@@ -222,10 +225,11 @@ def render(summary: Summary, name: str, warnings: list[str]) -> str:
     warn += [f"SQL error: {e}" for e in summary.sql_errors[:10]]
     if summary.checked_out:
         warn.append(f"{len(summary.checked_out)} connection(s) still checked out at the end: "
-                    + ", ".join(sorted(summary.checked_out)[:10]))
+                    + ", ".join(name(c) for c in sorted(summary.checked_out)[:10]))
     open_txn = [sid for sid, s in sessions.items() if s.open_transaction]
     if open_txn:
-        warn.append(f"{len(open_txn)} session(s) still in a transaction at the end: " + ", ".join(open_txn[:10]))
+        warn.append(f"{len(open_txn)} session(s) still in a transaction at the end: "
+                    + ", ".join(name(sid) for sid in open_txn[:10]))
     for attr, n in summary.lazy_loads.items():
         if n >= 10:
             warn.append(f"{attr} was lazy-loaded {n} times: an N+1 pattern? (selectinload / joinedload)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import linecache
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import create_engine, event, select, text
@@ -97,14 +97,17 @@ async def test_async_session_story_sites_and_pool(async_engine, captured):
     with LifecycleListener() as listener:
         s = AsyncSession(async_engine)
         try:
-            ann = Author(name="ann", books=[Book(title="a1"), Book(title="a2")])
+            books = [Book(title="a1"), Book(title="a2")]
+            ann = Author(name="ann", books=books)
             bob = Author(name="bob")
+            keep += books
             s.add_all([ann, bob])
             await s.commit()
             authors = (await s.scalars(select(Author).options(selectinload(Author.books)).order_by(Author.id))).all()
             keep += authors
             keep += [b for a in authors for b in a.books]
             await s.refresh(bob)
+            ann_id = ann.id
             ann.name = "anne"
             await s.flush()
             await s.delete(bob)
@@ -118,7 +121,7 @@ async def test_async_session_story_sites_and_pool(async_engine, captured):
             s.add(dora)
             await s.rollback()
             keep.append(dora)
-            again = await s.get(Author, ann.id)
+            again = await s.get(Author, ann_id)
             keep.append(again)
         finally:
             await s.close()
@@ -153,7 +156,7 @@ async def test_async_session_story_sites_and_pool(async_engine, captured):
 
 # ---- instrument() of one async target ----------------------------------------------------------------
 @pytest.fixture
-def capture_only() -> AsyncIterator[Capture]:
+def capture_only() -> Iterator[Capture]:
     """A receiver on signals.events, without install(): the test calls instrument() itself."""
     cap = Capture()
     signals.events.connect(cap, weak=False)
@@ -164,8 +167,8 @@ def capture_only() -> AsyncIterator[Capture]:
         signals.events.disconnect(cap)
 
 
-async def _work(engine) -> tuple[AsyncSession, list]:
-    s = AsyncSession(engine)
+async def _work(factory) -> tuple[AsyncSession, list]:
+    s = factory()
     keep = []
     try:
         a = Author(name="x", books=[Book(title="x1")])
@@ -187,11 +190,12 @@ async def test_instrument_one_async_target_captures_that_target_only(target, tmp
         for engine in (one, other):
             async with engine.begin() as conn:
                 await conn.run_sync(Base.metadata.create_all)
-        orm_inspector.instrument(one if target == "async_engine" else async_sessionmaker(bind=one))
+        factory = async_sessionmaker(bind=one)
+        orm_inspector.instrument(one if target == "async_engine" else factory)
         with LifecycleListener() as listener:
-            s_other, keep_other = await _work(other)
-            s_one, keep_one = await _work(one)
-            s_other2, keep_other2 = await _work(other)
+            s_other, keep_other = await _work(async_sessionmaker(bind=other))
+            s_one, keep_one = await _work(factory)
+            s_other2, keep_other2 = await _work(lambda: AsyncSession(other))
     finally:
         await one.dispose()
         await other.dispose()

@@ -121,7 +121,7 @@ def test_commit_expiry_is_one_event_not_one_per_object(engine, captured):
         authors[0].name = "x"
         s.commit()
         [commit] = captured.of("after_commit")
-        assert commit.origin == "expire_all"
+        assert commit.expire_all is True
         assert captured.of("expire") == []
         s.expire(authors[1], ["name"])
         [expire] = captured.of("expire")

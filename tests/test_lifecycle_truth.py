@@ -61,7 +61,7 @@ def test_exact_sequence_of_a_unit_of_work(sqlite_url, captured):
         "after_transaction_create",  # autobegin at delete(), which refreshes the expired object
         "after_begin", "before_flush", "after_flush", "persistent_to_deleted", "after_flush_postexec",
         "after_rollback", "deleted_to_persistent", "after_transaction_end", "after_soft_rollback",
-        "close", "persistent_to_detached",
+        "session_close", "persistent_to_detached",
     ]
 
 

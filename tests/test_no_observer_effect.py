@@ -58,5 +58,5 @@ def test_trace_of_the_trap_scenario_is_complete(sqlite_url, tmp_path):
     assert "inspector_error" not in kinds
     for kind in ("pending_to_persistent", "persistent_to_deleted", "deleted_to_persistent", "loaded_as_persistent",
                  "persistent_to_detached", "detached_to_persistent", "set", "append", "before_flush",
-                 "after_rollback", "savepoint", "rollback_savepoint", "checkout", "checkin", "close"):
+                 "after_rollback", "savepoint", "rollback_savepoint", "checkout", "checkin", "session_close"):
         assert kind in kinds, kind

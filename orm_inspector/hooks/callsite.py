@@ -102,9 +102,17 @@ def marker(depth: int = 2, max_frames: int = 12) -> str | None:
     return None
 
 
+_described: dict[Any, str] = {}
+
+
 def describe(site: Any) -> str | None:
     """``"file:line:function"`` for a captured ``(code, lineno)``. Inspector's thread only."""
     if site is None or type(site) is str:
         return site
-    code, line = site
-    return f"{code.co_filename}:{line}:{code.co_name}"
+    text = _described.get(site)
+    if text is None:
+        if len(_described) > 50_000:
+            _described.clear()
+        code, line = site
+        text = _described[site] = f"{code.co_filename}:{line}:{code.co_name}"
+    return text

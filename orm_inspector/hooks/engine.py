@@ -67,7 +67,9 @@ def before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: An
     compiled = getattr(context, "compiled", None)
     if getattr(compiled, "positional", False):  # DDL compilers have no bind names
         names = compiled.positiontup
-    if executemany and parameters and isinstance(parameters[0], (tuple, list, dict)):
+    # insertmanyvalues calls this with executemany=True and one batch (a tuple, or a dict for psycopg)
+    if executemany and isinstance(parameters, (list, tuple)) and parameters and \
+            isinstance(parameters[0], (tuple, list, dict)):
         params: Any = ("many", names, len(parameters), parameters[:MAX_PARAMETER_SETS])
     else:
         params = ("one", names, parameters)

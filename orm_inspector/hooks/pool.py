@@ -19,7 +19,8 @@ from . import callsite, runtime
 from .session import SITE_ATTR
 from .runtime import emit, now, shield, thread_name, wanted
 
-_detached: dict[int, str] = {}  # id(dbapi connection) -> connection id, between detach and close_detached
+_detached: dict[int, tuple[str, Any]] = {}  # id(dbapi connection) -> (connection id, pool), detach to close_detached
+FIRST_ATTR = "_orm_inspector_first"
 
 
 def _pool_info(pool: Any) -> dict[str, Any]:
@@ -42,13 +43,13 @@ def _pool_id(pool: Any) -> str:
     return pid
 
 
-def _event(kind: str, rec: Any, **fields: Any) -> None:
-    pool = rec._ConnectionRecord__pool if rec is not None else None
-    if runtime.scope is not None and not runtime.scope.covers_pool(pool):
+def _event(kind: str, rec: Any, pool: Any = None, connection: str | None = None, **fields: Any) -> None:
+    if rec is not None:
+        pool, connection = rec._ConnectionRecord__pool, runtime.id_of(rec, "c")
+    if pool is None or (runtime.scope is not None and not runtime.scope.covers_pool(pool)):
         return
-    connection = fields.pop("connection", None)
-    emit(PoolEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), pool=_pool_id(pool) if pool is not None else "?",
-                   connection=runtime.id_of(rec, "c") if rec is not None else connection, **fields))
+    emit(PoolEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), pool=_pool_id(pool),
+                   connection=connection, **fields))
 
 
 def _message(exc: Any) -> str | None:
@@ -60,17 +61,26 @@ def _message(exc: Any) -> str | None:
         return type(exc).__name__
 
 
-@shield("connect")
-def on_connect(dbapi_connection: Any, rec: Any) -> None:
-    rec.__dict__[runtime.ATTR] = runtime.new_id("c")  # a new DBAPI connection, maybe in an old slot
-    if wanted(signals.pool):
-        _event("connect", rec)
+def _new_connection(dbapi_connection: Any, rec: Any) -> None:
+    """A new DBAPI connection, maybe in an old slot: a new id. first_connect and connect both fire
+    for a pool's first connection: it gets one id, not two."""
+    if rec.__dict__.pop(FIRST_ATTR, None) != id(dbapi_connection):
+        rec.__dict__[runtime.ATTR] = runtime.new_id("c")
 
 
 @shield("first_connect")
 def on_first_connect(dbapi_connection: Any, rec: Any) -> None:
+    _new_connection(dbapi_connection, rec)
+    rec.__dict__[FIRST_ATTR] = id(dbapi_connection)
     if wanted(signals.pool):
         _event("first_connect", rec)
+
+
+@shield("connect")
+def on_connect(dbapi_connection: Any, rec: Any) -> None:
+    _new_connection(dbapi_connection, rec)
+    if wanted(signals.pool):
+        _event("connect", rec)
 
 
 @shield("checkout")
@@ -89,7 +99,11 @@ def on_checkin(dbapi_connection: Any, rec: Any) -> None:
 @shield("reset")
 def on_reset(dbapi_connection: Any, rec: Any, reset_state: Any) -> None:
     if wanted(signals.pool):
-        _event("reset", rec, connection=_detached.get(id(dbapi_connection)))
+        if rec is None:  # a detached connection on its way out
+            cid, pool = _detached.get(id(dbapi_connection), (None, None))
+            _event("reset", None, pool=pool, connection=cid)
+        else:
+            _event("reset", rec)
 
 
 @shield("invalidate")
@@ -112,17 +126,16 @@ def on_close(dbapi_connection: Any, rec: Any) -> None:
 
 @shield("detach")
 def on_detach(dbapi_connection: Any, rec: Any) -> None:
-    cid = runtime.id_of(rec, "c")
-    _detached[id(dbapi_connection)] = cid
+    _detached[id(dbapi_connection)] = (runtime.id_of(rec, "c"), rec._ConnectionRecord__pool)
     if wanted(signals.pool):
         _event("detach", rec)
 
 
 @shield("close_detached")
 def on_close_detached(dbapi_connection: Any) -> None:
-    cid = _detached.pop(id(dbapi_connection), None)
-    if wanted(signals.pool) and runtime.scope is None:
-        emit(PoolEvent(ts=now(), kind="close_detached", pid=runtime.pid, thread=thread_name(), pool="?", connection=cid))
+    cid, pool = _detached.pop(id(dbapi_connection), (None, None))
+    if wanted(signals.pool):
+        _event("close_detached", None, pool=pool, connection=cid)
 
 
 POOL_LISTENERS: dict[str, Any] = {

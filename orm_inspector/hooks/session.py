@@ -11,13 +11,13 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from sqlalchemy.orm.base import NO_VALUE
+from sqlalchemy.orm.base import NO_VALUE, instance_state
 
 from .. import signals
 from ..events import AttributeEvent, FlushEvent, LifecycleEvent, ObjRef, SessionEvent
 from . import callsite, runtime
 from .runtime import emit, now, shield, thread_name, wanted
-from .values import capture, changed_ref, ref, state_of
+from .values import capture, changed_ref, ref
 
 SESSION_ATTR = "_orm_inspector_session"
 SITE_ATTR = "_orm_inspector_site"
@@ -125,7 +125,7 @@ def after_transaction_end(session: Any, transaction: Any) -> None:
 
 def _emit_close(t: Track, site: Any) -> None:
     if wanted(signals.session):
-        emit(SessionEvent(ts=now(), kind="close", pid=runtime.pid, thread=thread_name(), session=t.sid, site=site))
+        emit(SessionEvent(ts=now(), kind="session_close", pid=runtime.pid, thread=thread_name(), session=t.sid, site=site))
 
 
 @shield("after_begin")
@@ -170,7 +170,7 @@ def after_commit(session: Any) -> None:
     t.bulk_expire = bool(session.expire_on_commit and _root_transaction(session))
     if wanted(signals.session):
         emit(SessionEvent(ts=now(), kind="after_commit", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=t.root,
-                          origin="expire_all" if t.bulk_expire else None))
+                          expire_all=t.bulk_expire))
 
 
 @shield("after_rollback")
@@ -183,7 +183,7 @@ def after_rollback(session: Any) -> None:
     t.bulk_expire = _root_transaction(session)  # a root rollback expires everything, as a commit does
     if wanted(signals.session):
         emit(SessionEvent(ts=now(), kind="after_rollback", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=t.root,
-                          origin="expire_all" if t.bulk_expire else None))
+                          expire_all=t.bulk_expire))
 
 
 @shield("after_soft_rollback")
@@ -201,9 +201,10 @@ def _attach(kind: str):
     @shield(kind)
     def listener(session: Any, instance: Any) -> None:
         t = track(session)
-        st = state_of(instance)
-        if t.on and st is not None and wanted(signals.session):
-            emit(SessionEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid, obj=ref(st)))
+        if t.on and wanted(signals.session):
+            # the state attribute SQLAlchemy itself reads at every step: no user code runs here
+            emit(SessionEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid,
+                              obj=ref(instance_state(instance))))
 
     return listener
 
@@ -333,15 +334,18 @@ def attribute_listeners(key: str) -> dict[str, Any]:
 
     @shield("set")
     def on_set(state: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
-        _attr_event("set", state, attr=key, value=capture(value), old=capture(oldvalue))
+        if state.key is not None:  # cheap test first: most sets happen on new objects
+            _attr_event("set", state, attr=key, value=capture(value), old=capture(oldvalue))
 
     @shield("append")
     def on_append(state: Any, value: Any, initiator: Any) -> None:
-        _attr_event("append", state, attr=key, value=capture(value))
+        if state.key is not None:
+            _attr_event("append", state, attr=key, value=capture(value))
 
     @shield("remove")
     def on_remove(state: Any, value: Any, initiator: Any) -> None:
-        _attr_event("remove", state, attr=key, value=capture(value))
+        if state.key is not None:
+            _attr_event("remove", state, attr=key, value=capture(value))
 
     @shield("modified")
     def on_modified(state: Any, initiator: Any) -> None:

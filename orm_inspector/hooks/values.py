@@ -35,6 +35,7 @@ _IMMUTABLE = frozenset(
      datetime.date, datetime.datetime, datetime.time, datetime.timedelta}
 )
 _SMALL = 20  # containers longer than this are summarised, not copied
+MAX_STR = 200  # longer strings are cut
 
 
 def ref(state: Any) -> ObjRef:
@@ -74,10 +75,13 @@ def state_of(value: Any) -> Any:
 
 
 def capture(value: Any) -> Any:
-    """A value as it may cross to the inspector's thread: never a mapped instance or a live container."""
+    """A value as it may cross to the inspector's thread and be written: never a mapped instance or a
+    live container, never longer than MAX_STR."""
     t = type(value)
+    if t is str:
+        return value if len(value) <= MAX_STR else value[:MAX_STR] + "…"
     if t in _IMMUTABLE:
-        return value
+        return value if t is not bytes else _bytes(value)
     if value is NO_VALUE or value is PASSIVE_NO_RESULT:
         return UNLOADED
     st = state_of(value)
@@ -96,10 +100,12 @@ def capture(value: Any) -> Any:
     return f"<{t.__name__}>"
 
 
+def _bytes(value: bytes) -> str:
+    return f"<{len(value)} bytes>" if len(value) > 32 else value.hex()
+
+
 # ---- inspector's thread ------------------------------------------------------------------------
-MAX_STR = 200
-_PASS = frozenset({int, bool, type(None), float, ObjRef, decimal.Decimal, uuid.UUID, datetime.date,
-                   datetime.datetime, datetime.time, datetime.timedelta})
+
 DEFAULT_REDACT = r"pass(word|wd)?|secret|token|api_?key|private_?key|credential"
 _redact = re.compile(DEFAULT_REDACT, re.I)
 
@@ -124,18 +130,12 @@ def redacts(name: str) -> bool:
 
 
 def finish(value: Any) -> Any:
-    """Make a captured value short and encodable (msgspec encodes the immutables natively)."""
+    """Make a DBAPI parameter value short and encodable (the encoder's fallback names any other type)."""
     t = type(value)
-    if t in _PASS:
-        return value
     if t is str:
         return value if len(value) <= MAX_STR else value[:MAX_STR] + "…"
-    if t is bytes:
-        return f"<{len(value)} bytes>" if len(value) > 32 else value.hex()
-    if t in _IMMUTABLE:
-        return value
+    if t is bytes or t is bytearray or t is memoryview:
+        return _bytes(bytes(value))
     if t is list or t is tuple:
         return [finish(v) for v in value[:_SMALL]]
-    if t is dict:
-        return {k: (REDACTED if redacts(k) else finish(v)) for k, v in value.items()}
-    return f"<{t.__name__}>"
+    return value

@@ -5,8 +5,8 @@ Every ``interval`` seconds (50 ms) it
    ``Session.delete()`` of a persistent object fires no event, so this is how it reaches the stream,
    never more than one interval late;
 2. drains the queue, and reports drops and hook errors as events;
-3. finishes each event: call sites become ``"file:line:function"``, values are truncated and redacted,
-   parameters get their names; then gives it its ``seq``;
+3. finishes each event: call sites become ``"file:line:function"``, parameters get their names, and
+   values are redacted (the hooks already made them safe and short); then gives it its ``seq``;
 4. sends each run of consecutive same-family events through that family's signal.
 
 All formatting and I/O of orm_inspector happens here or in the sinks it calls, never on the app's
@@ -23,9 +23,8 @@ from typing import Any
 from sqlalchemy.orm import session as _sa_session
 
 from .. import signals
-from ..events import (FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEvent, LifecycleEvent,
-                      ObjRef, PoolEvent, SessionEvent, SQLEvent)
-from ..hooks import callsite, runtime, values
+from ..events import FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEvent, LifecycleEvent, ObjRef, SQLEvent
+from ..hooks import callsite, runtime
 from ..hooks.session import tracks
 from ..hooks.values import REDACTED, finish, redacts, ref
 
@@ -109,29 +108,30 @@ def _named(names: Any, params: Any) -> Any:
     return [finish(v) for v in params]
 
 
-def _changes(refs: list[ObjRef] | None) -> None:
+def _redact_changes(refs: list[ObjRef] | None) -> None:
     for r in refs or ():
-        if r.changes:
-            r.changes = {k: (REDACTED if redacts(k) else finish(v)) for k, v in r.changes.items()}
+        changes = r.changes
+        if changes and any(redacts(k) for k in changes):
+            r.changes = {k: (REDACTED if redacts(k) else v) for k, v in changes.items()}
 
 
 def _finish(ev: Event) -> None:
+    """Values were made safe and short by the hooks; here: names for call sites and parameters,
+    and redaction."""
     t = type(ev)
-    if t is SQLEvent:
+    if t is AttributeEvent:
+        if ev.attr is not None and redacts(ev.attr):
+            ev.value = ev.old = REDACTED
+        return
+    if t is InspectorEvent:
+        return
+    if ev.site is not None:
         ev.site = callsite.describe(ev.site)
+    if t is SQLEvent:
         if ev.parameters is not None:
             ev.parameters = _params(ev.parameters)
     elif t is FlushEvent:
-        ev.site = callsite.describe(ev.site)
-        _changes(ev.new)
-        _changes(ev.dirty)
-    elif t is AttributeEvent:
-        if ev.attr is not None and redacts(ev.attr):
-            ev.value = ev.old = REDACTED
-        else:
-            ev.value, ev.old = finish(ev.value), finish(ev.old)
-    elif t is SessionEvent or t is PoolEvent:
-        ev.site = callsite.describe(ev.site)
+        _redact_changes(ev.dirty)
 
 
 def _strip(ev: Event) -> None:

@@ -25,7 +25,11 @@ from .. import __version__, signals
 from ..events import TRACE_FORMAT, TRACE_VERSION, Event, InspectorEvent
 from ..hooks import runtime
 
-_encoder = msgspec.json.Encoder()
+def _unknown(value: Any) -> str:
+    return f"<{type(value).__name__}>"  # an odd driver type in a parameter must not lose a batch
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_unknown)
 _live: weakref.WeakSet = weakref.WeakSet()
 _parents_files: list[Any] = []
 
