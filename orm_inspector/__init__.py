@@ -111,19 +111,30 @@ def record(path: str | os.PathLike[str], **options: Any) -> Iterator[Recorder]:
         yield recorder
     finally:
         with _lock:
-            _stop_recorder(recorder)
-            if installed_here and not _recorders:
-                uninstall()
+            if recorder in _recorders:  # not already closed at exit
+                _stop_recorder(recorder)
+                if installed_here and not _recorders:
+                    uninstall()
 
 
 def _at_exit() -> None:
-    for recorder in list(_recorders):
-        try:
+    """Finish open recordings and stop the inspector's thread before the interpreter tears down."""
+    try:
+        for recorder in list(_recorders):
             _stop_recorder(recorder)
-        except Exception:  # noqa: BLE001 - never fail the app's exit
-            pass
+        dispatcher.stop()
+    except Exception:  # noqa: BLE001 - never fail the app's exit
+        pass
+
+
+def _after_fork_in_child() -> None:
+    # Registered after the runtime's, the dispatcher's and the recorders' own handlers (this module
+    # imports them first): the thread restarts once the child's files are open.
+    if dispatcher.was_running and runtime.enabled:
+        dispatcher.start()
 
 
 import atexit  # noqa: E402
 
 atexit.register(_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .transports.trace import TraceReader
+from .transports.trace import TraceError, TraceReader
 
 
 @dataclass
@@ -55,6 +55,8 @@ class Summary:
         self.events += 1
         ts = e.get("ts")
         if ts is not None:
+            if not isinstance(ts, (int, float)):
+                raise ValueError(f"ts is {ts!r}, not a number")
             self.first_ts = ts if self.first_ts is None else self.first_ts
             self.last_ts = ts
         if "pid" in e:
@@ -157,7 +159,13 @@ def summarize(reader: TraceReader | Iterable[dict[str, Any]]) -> Summary:
     events = iter(reader)
     summary = Summary(header={})
     for e in events:
-        summary.add(e)
+        try:
+            summary.add(e)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            where = f"line {reader.line}" if isinstance(reader, TraceReader) else f"seq {e.get('seq')}"
+            name = getattr(reader, "path", "trace")
+            raise TraceError(f"{name}: {where}: a malformed {e.get('kind')!r} event "
+                             f"({type(exc).__name__}: {exc})") from None
     summary.header = getattr(reader, "header", {})
     return summary
 

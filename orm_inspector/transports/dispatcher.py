@@ -156,6 +156,7 @@ class Dispatcher:
         self._lock = threading.Lock()  # one pump at a time (the thread, or a stop() caller)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.was_running = False
         self._reported_drops = 0
         self._reported_errors = 0
         self.members: dict[str, Membership] = {}  # session id -> its identity map, as events tell
@@ -180,6 +181,8 @@ class Dispatcher:
             self.pump()
 
     def after_fork_in_child(self) -> None:
+        """Reset; ``orm_inspector`` restarts the thread once the recorders have their child files."""
+        self.was_running = self._thread is not None
         self._lock = threading.Lock()
         self._thread = None
         self.seq = 0
@@ -190,11 +193,15 @@ class Dispatcher:
     def pump(self, final: bool = False) -> None:
         """Move what the hooks queued on to the signals. ``final``: recording stops, so settle what
         is pending (evictions are confirmed at once)."""
-        with self._lock:
-            try:
-                self._pump(final)
-            except Exception as exc:  # noqa: BLE001 - the inspector's thread must live on
-                runtime.record_error("dispatcher", exc)
+        # A bounded wait: at interpreter exit our daemon thread may be frozen inside a pump, lock held.
+        if not self._lock.acquire(timeout=5):
+            return
+        try:
+            self._pump(final)
+        except Exception as exc:  # noqa: BLE001 - the inspector's thread must live on
+            runtime.record_error("dispatcher", exc)
+        finally:
+            self._lock.release()
 
     def _pump(self, final: bool) -> None:
         read_at = time.time()
@@ -332,12 +339,4 @@ class Dispatcher:
 
 dispatcher = Dispatcher()
 
-
-def _after_fork_in_child() -> None:
-    running = dispatcher._thread is not None
-    dispatcher.after_fork_in_child()
-    if running and runtime.enabled:
-        dispatcher.start()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=dispatcher.after_fork_in_child)

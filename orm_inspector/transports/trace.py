@@ -30,6 +30,8 @@ class TraceReader:
         self.header: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.lines = 0
+        self.line = 0
+        """The line number of the event last yielded: for messages about it."""
         if not self.path.exists():
             raise TraceError(f"{self.path}: no such file")
         if self.path.is_dir():
@@ -57,6 +59,7 @@ class TraceReader:
         number = 0
         for number, line in enumerate(lines, 1):
             if pending is not None:
+                self.line = pending[0]
                 yield self._parse(*pending, last=False)
             pending = (number, line)
             if number == 1:
@@ -67,6 +70,7 @@ class TraceReader:
         if pending is not None:
             event = self._parse(*pending, last=True)
             if event is not None:
+                self.line = pending[0]
                 yield event
         self.lines = number
 
