@@ -39,24 +39,21 @@ MAX_STR = 200  # longer strings are cut
 
 
 def ref(state: Any) -> ObjRef:
-    """An ObjRef for an InstanceState. O(1): made once per identity of the instance and kept on the
-    state (one entry in its ``__dict__``), so it is shared and must not be changed (``changed_ref``
-    makes one that may). Its ``key`` is the instance's for life."""
+    """An ObjRef for an InstanceState. O(1): made once per identity of the instance and kept in the
+    state's ``__dict__`` (one entry, not tracked by the garbage collector), so it is shared and must
+    not be changed (``changed_ref`` makes one that may). Its ``key`` is the instance's for life."""
     key = state.key
+    identity = key[1] if key is not None else None
     d = state.__dict__
     cached = d.get(runtime.ATTR)
     if cached is not None:
-        if cached[0] is key:
-            return cached[1]
-        okey = cached[1].key  # same instance, new identity (it got its primary key)
-    else:
-        okey = runtime.new_id("o")
-    r = ObjRef(state.class_.__name__, key[1] if key is not None else None, okey)
-    cached = d.setdefault(runtime.ATTR, (key, r))  # atomic: the inspector's thread may race us
-    if cached[1].key != okey:
-        return ObjRef(r.cls, r.identity, cached[1].key)
-    d[runtime.ATTR] = (key, r)
-    return r
+        if cached.identity is identity:
+            return cached
+        r = ObjRef(state.class_.__name__, identity, cached.key)  # it got its primary key
+        d[runtime.ATTR] = r
+        return r
+    r = ObjRef(state.class_.__name__, identity, runtime.new_id("o"))
+    return d.setdefault(runtime.ATTR, r)  # atomic: the inspector's thread may race us
 
 
 def changed_ref(state: Any, changes: dict[str, Any]) -> ObjRef:
