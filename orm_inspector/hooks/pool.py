@@ -85,6 +85,8 @@ def on_connect(dbapi_connection: Any, rec: Any) -> None:
 
 @shield("checkout")
 def on_checkout(dbapi_connection: Any, rec: Any, proxy: Any) -> None:
+    if not (wanted(signals.pool) or wanted(signals.session)):
+        return
     site = rec.__dict__[SITE_ATTR] = callsite.walk()[0]  # after_begin tells the same place
     if wanted(signals.pool):
         _event("checkout", rec, site=site)

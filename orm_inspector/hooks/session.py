@@ -117,7 +117,7 @@ def after_transaction_end(session: Any, transaction: Any) -> None:
         t.root = None
         t.committing = t.bulk_expire = False
         t.flush = None
-        if callsite.marker() == "close":
+        if wanted(signals.session) and callsite.marker() == "close":
             _emit_close(t, callsite.walk()[0])
         for conn, *_ in set(transaction._connections.values()):
             conn.__dict__.pop(SESSION_ATTR, None)
@@ -153,7 +153,8 @@ def before_commit(session: Any) -> None:
     if not t.on:
         return
     t.committing = True
-    t.flush_site = callsite.walk()[0]  # the flush of the commit, if any, happens here too
+    # the flush of the commit, if any, happens here too: its events and statements reuse this
+    t.flush_site = callsite.walk()[0] if _flush_watched() or wanted(signals.session) else None
     if wanted(signals.session):
         emit(SessionEvent(ts=now(), kind="before_commit", pid=runtime.pid, thread=thread_name(), session=t.sid,
                           transaction=t.root, site=t.flush_site))
@@ -214,7 +215,7 @@ def _left_session(t: Track, session: Any, state: Any) -> None:
     current = id(session.identity_map)
     if t.detach_map != current:  # the first of a run of detaches: is it Session.close()?
         t.detach_map = current
-        if callsite.marker() == "close" and t.root is None:
+        if t.root is None and wanted(signals.session) and callsite.marker() == "close":
             _emit_close(t, callsite.walk()[0])  # with a transaction open, its end reports the close
 
 
@@ -265,6 +266,11 @@ def changes(state: Any) -> dict[str, Any]:
 
 
 
+def _flush_watched() -> bool:
+    """The flush's cause and site are read by flush events and by its statements' events."""
+    return wanted(signals.flush) or wanted(signals.sql)
+
+
 @shield("before_flush")
 def before_flush(session: Any, flush_context: Any, instances: Any) -> None:
     t = track(session)
@@ -273,6 +279,8 @@ def before_flush(session: Any, flush_context: Any, instances: Any) -> None:
     t.flush = runtime.new_id("f")
     if t.committing:
         t.flush_cause, site = "commit", t.flush_site
+    elif not _flush_watched():
+        t.flush_cause, site = "flush", None  # nobody will read the cause: no stack walk
     else:
         site, marker = callsite.walk()
         t.flush_cause = "autoflush" if marker and marker[0] == "autoflush" else "flush"
