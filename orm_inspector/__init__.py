@@ -62,9 +62,12 @@ def instrument(target: Any, **options: Any) -> None:
     async_sessionmaker or scoped_session. Calls add up; ``install()`` widens to everything."""
     with _lock:
         _configure(**options)
-        scope = runtime.scope if (runtime.enabled and runtime.scope is not None) else Scope()
-        scope.add(target)
-        enable(scope)
+        if runtime.enabled and runtime.scope is None:
+            Scope().add(target)  # everything is instrumented already; still check the target's type
+        else:
+            scope = runtime.scope if runtime.enabled else Scope()
+            scope.add(target)
+            enable(scope)
         dispatcher.start()
 
 
@@ -73,10 +76,10 @@ def uninstall() -> None:
     The listeners stay registered with SQLAlchemy but return at once (removing them is unsafe
     while other threads dispatch events)."""
     with _lock:
+        for recorder in list(_recorders):
+            _stop_recorder(recorder)  # a final pass while capture is still on: exact at the end
         disable()
         dispatcher.stop()
-        for recorder in list(_recorders):
-            _stop_recorder(recorder)
         runtime.queue.clear()
 
 
@@ -128,6 +131,8 @@ def _at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # another thread may have held it at the fork
     # Registered after the runtime's, the dispatcher's and the recorders' own handlers (this module
     # imports them first): the thread restarts once the child's files are open.
     if dispatcher.was_running and runtime.enabled:

@@ -76,7 +76,7 @@ class LifecycleEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     its undoing, which SQLAlchemy fires no event for) and ``gc_evicted`` (an unmodified persistent
     object garbage-collected out of the identity map; found by the inspector's thread, which follows
     each identity map's membership and compares it with the map's size, and, when they differ, with
-    its keys, at most ``2 x 50 ms`` late)."""
+    its keys: reported at most about 250 ms late)."""
 
     session: str | None
     obj: ObjRef

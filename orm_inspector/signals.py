@@ -12,7 +12,7 @@ hooks do not even build its events.
     @signals.sql.connect
     def slow_statements(family, events):
         for e in events:
-            if e.kind == "after_cursor_execute" and e.duration > 0.1:
+            if e.kind == "after_cursor_execute" and (e.duration or 0) > 0.1:
                 print(e.statement, e.site)
 
 The recorder subscribes the same way, to ``events``. See docs/signals.md for each payload.

@@ -39,6 +39,7 @@ class Summary:
     sql_time: float = 0.0
     slowest: list[tuple[float, str, str]] = field(default_factory=list)
     sql_errors: list[str] = field(default_factory=list)
+    running: dict[tuple[Any, Any], tuple[str, str]] = field(default_factory=dict)  # connection -> statement
     pools: dict[str, dict[str, Any]] = field(default_factory=dict)
     checked_out: dict[str, str] = field(default_factory=dict)  # connection -> pool
     max_checked_out: int = 0
@@ -111,12 +112,12 @@ class Summary:
             self.lazy_loads[e["cause"].get("attribute")] += 1
         if e.get("session"):
             self._session(e).statements += 1
-        self._last_statement = (e.get("statement") or "", e.get("site") or "")
+        self.running[(e.get("pid"), e.get("connection"))] = (e.get("statement") or "", e.get("site") or "")
 
     def _on_after_cursor_execute(self, e: dict[str, Any]) -> None:
         d = e.get("duration") or 0.0
         self.sql_time += d
-        statement, site = getattr(self, "_last_statement", ("", ""))
+        statement, site = self.running.pop((e.get("pid"), e.get("connection")), ("", ""))
         self.slowest.append((d, statement, site))
         if len(self.slowest) > 20:
             self.slowest = sorted(self.slowest, reverse=True)[:3]

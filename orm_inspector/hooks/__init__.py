@@ -96,9 +96,13 @@ def _instrument_mapper(mapper: Any) -> None:
             event.listen(attr, kind, fns[kind], raw=True)
 
 
-@runtime.shield("mapper_configured")
 def _on_mapper_configured(mapper: Any, class_: Any) -> None:
-    _instrument_mapper(mapper)
+    # Not gated on ``enabled`` like the other listeners: a mapper configured while capture is off
+    # must still have its attribute listeners when it is turned back on.
+    try:
+        _instrument_mapper(mapper)
+    except Exception as exc:  # noqa: BLE001 - never into the app
+        runtime.record_error("mapper_configured", exc)
 
 
 def _existing_mappers() -> list[Any]:

@@ -24,9 +24,9 @@ from . import runtime
 
 _here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SKIP = (
-    os.path.dirname(sqlalchemy.__file__),
-    os.path.dirname(greenlet.__file__),
-    _here,
+    os.path.dirname(sqlalchemy.__file__) + os.sep,
+    os.path.dirname(greenlet.__file__) + os.sep,
+    _here + os.sep,
     "<sqlalchemy",  # code SQLAlchemy generates at runtime
 )
 _is_library: dict[Any, bool] = {}

@@ -37,12 +37,12 @@ def connection_id(conn: Any) -> str | None:
 
 
 def _cause(track: Any) -> tuple[dict[str, Any], Any]:
-    if track is not None and track.flush is not None:
+    if track is not None and track.in_flush and track.flush is not None:
         return {"kind": track.flush_cause, "flush": track.flush}, track.flush_site
     site, marker = callsite.walk(3)
     if marker is not None:
         name, frame = marker
-        loc = frame.f_locals  # only for these rare frames: reading them changes nothing
+        loc = frame.f_locals  # only for these rare frames: a read, nothing the app can see
         if name == "lazy_load":
             strategy, state = loc.get("self"), loc.get("state")
             attr = f"{strategy.parent.class_.__name__}.{strategy.key}" if strategy is not None else None

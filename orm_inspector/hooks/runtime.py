@@ -119,11 +119,6 @@ def id_of(obj: Any, prefix: str) -> str:
         return obj.__dict__.setdefault(ATTR, new_id(prefix))  # atomic if two threads race
 
 
-def session_id(session: Any) -> str:
-    # Session.hash_key is SQLAlchemy's own per-process serial of sessions: stable and unique.
-    return f"s{session.hash_key}"
-
-
 def _after_fork_in_child() -> None:
     global pid, dropped, errors
     pid = os.getpid()

@@ -42,22 +42,25 @@ _TO_DETACHED = {"deleted_to_detached", "persistent_to_detached", "persistent_to_
 class Track:
     """What the hooks remember about one Session between its events (app thread only)."""
 
-    __slots__ = ("sid", "on", "generation", "root", "flush", "flush_cause", "flush_site", "committing", "bulk_expire",
-                 "detach_map", "deleted", "__weakref__")
+    __slots__ = ("sid", "on", "generation", "root", "flush", "in_flush", "flush_cause", "flush_site", "committing",
+                 "bulk_expire", "detach_map", "deleted", "__weakref__")
 
     def __init__(self, sid: str) -> None:
         self.sid = sid
         self.on = True  # inside the scope of instrument()
         self.generation = -1
         self.root: str | None = None  # id of the open root transaction
-        self.flush: str | None = None  # id of the flush in progress
+        self.flush: str | None = None  # id of the last flush begun
+        # Inside the flush's own subtransaction: its statements belong to it. (before_flush also fires
+        # for a flush that finds nothing to do, which then ends without any other event.)
+        self.in_flush = 0
         self.flush_cause = "flush"
         self.flush_site: Any = None
         self.committing = False
         self.bulk_expire = False  # commit/rollback expiring everything: one event says it all
-        # id() of the identity map at the last detach: close() and expunge_all() replace the map
+        # The identity map at the last detach (weakly): close() and expunge_all() replace the map
         # before they detach anything, so a new map means a new run of detaches, worth one stack walk.
-        self.detach_map: int | None = None
+        self.detach_map: Any = None
         self.deleted: dict[str, ObjRef] = {}  # inspector thread: last seen session._deleted
 
 
@@ -88,9 +91,10 @@ def _txn_origin(transaction: Any) -> str:
 @shield("after_transaction_create")
 def after_transaction_create(session: Any, transaction: Any) -> None:
     origin = _txn_origin(transaction)
-    if origin == "subtransaction":
-        return  # the flush's internal transaction: folded into its flush
     t = track(session)
+    if origin == "subtransaction":  # the flush's internal transaction: folded into its flush
+        t.in_flush += 1
+        return
     if not t.on:
         return
     tid = runtime.id_of(transaction, "t")
@@ -104,9 +108,10 @@ def after_transaction_create(session: Any, transaction: Any) -> None:
 
 @shield("after_transaction_end")
 def after_transaction_end(session: Any, transaction: Any) -> None:
-    if _txn_origin(transaction) == "subtransaction":
-        return
     t = track(session)
+    if _txn_origin(transaction) == "subtransaction":
+        t.in_flush = max(0, t.in_flush - 1)
+        return
     if not t.on:
         return
     tid = runtime.id_of(transaction, "t")
@@ -116,7 +121,7 @@ def after_transaction_end(session: Any, transaction: Any) -> None:
     if root:
         t.root = None
         t.committing = t.bulk_expire = False
-        t.flush = None
+        t.flush, t.in_flush = None, 0
         if wanted(signals.session) and callsite.marker() == "close":
             _emit_close(t, callsite.walk()[0])
         for conn, *_ in set(transaction._connections.values()):
@@ -142,6 +147,14 @@ def after_begin(session: Any, transaction: Any, connection: Any) -> None:
                           site=rec.__dict__.get(SITE_ATTR) if rec is not None else None))  # the checkout's
 
 
+def _current(session: Any) -> str | None:
+    """The id of the session's innermost transaction: the one a commit or rollback is about."""
+    txn = session._transaction
+    while txn is not None and _txn_origin(txn) == "subtransaction":
+        txn = txn._parent
+    return runtime.id_of(txn, "t") if txn is not None else None
+
+
 def _root_transaction(session: Any) -> bool:
     txn = session._transaction
     return txn is not None and txn._parent is None
@@ -157,7 +170,7 @@ def before_commit(session: Any) -> None:
     t.flush_site = callsite.walk()[0] if _flush_watched() or wanted(signals.session) else None
     if wanted(signals.session):
         emit(SessionEvent(ts=now(), kind="before_commit", pid=runtime.pid, thread=thread_name(), session=t.sid,
-                          transaction=t.root, site=t.flush_site))
+                          transaction=_current(session), site=t.flush_site))
 
 
 @shield("after_commit")
@@ -170,7 +183,8 @@ def after_commit(session: Any) -> None:
     # instead of one "expire" event per object in the identity map.
     t.bulk_expire = bool(session.expire_on_commit and _root_transaction(session))
     if wanted(signals.session):
-        emit(SessionEvent(ts=now(), kind="after_commit", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=t.root,
+        emit(SessionEvent(ts=now(), kind="after_commit", pid=runtime.pid, thread=thread_name(), session=t.sid,
+                          transaction=_current(session),
                           expire_all=t.bulk_expire))
 
 
@@ -183,12 +197,15 @@ def after_rollback(session: Any) -> None:
     t.flush = None
     t.bulk_expire = _root_transaction(session)  # a root rollback expires everything, as a commit does
     if wanted(signals.session):
-        emit(SessionEvent(ts=now(), kind="after_rollback", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=t.root,
+        emit(SessionEvent(ts=now(), kind="after_rollback", pid=runtime.pid, thread=thread_name(), session=t.sid,
+                          transaction=_current(session),
                           expire_all=t.bulk_expire))
 
 
 @shield("after_soft_rollback")
 def after_soft_rollback(session: Any, previous_transaction: Any) -> None:
+    if _txn_origin(previous_transaction) == "subtransaction":
+        return  # folded into its flush, as its create and end are
     t = track(session)
     if not t.on:
         return
@@ -211,10 +228,10 @@ def _attach(kind: str):
 
 
 # ---- object lifecycle ---------------------------------------------------------------------------
-def _left_session(t: Track, session: Any, state: Any) -> None:
-    current = id(session.identity_map)
-    if t.detach_map != current:  # the first of a run of detaches: is it Session.close()?
-        t.detach_map = current
+def _left_session(t: Track, session: Any) -> None:
+    current = session.identity_map
+    if t.detach_map is None or t.detach_map() is not current:  # the first of a run of detaches
+        t.detach_map = weakref.ref(current)
         if t.root is None and wanted(signals.session) and callsite.marker() == "close":
             _emit_close(t, callsite.walk()[0])  # with a transaction open, its end reports the close
 
@@ -228,7 +245,7 @@ def _lifecycle(kind: str):
         if not t.on:
             return
         if to_detached:
-            _left_session(t, session, state)
+            _left_session(t, session)
         if not wanted(signals.lifecycle):
             return
         emit(LifecycleEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid,

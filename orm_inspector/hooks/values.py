@@ -71,7 +71,7 @@ def state_of(value: Any) -> Any:
         return None
 
 
-def capture(value: Any) -> Any:
+def capture(value: Any, depth: int = 0) -> Any:
     """A value as it may cross to the inspector's thread and be written: never a mapped instance or a
     live container, never longer than MAX_STR."""
     t = type(value)
@@ -87,13 +87,14 @@ def capture(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return f"{t.__name__}.{value.name}"
     if t in (list, tuple, set, frozenset):
-        if len(value) > _SMALL:
+        if len(value) > _SMALL or depth > 2:
             return f"<{t.__name__} of {len(value)}>"
-        return [capture(v) for v in value]
+        return [capture(v, depth + 1) for v in value]
     if t is dict:
-        if len(value) > _SMALL:
+        if len(value) > _SMALL or depth > 2:
             return f"<dict of {len(value)}>"
-        return {str(k) if type(k) in _IMMUTABLE else f"<{type(k).__name__}>": capture(v) for k, v in value.items()}
+        return {str(k) if type(k) in _IMMUTABLE else f"<{type(k).__name__}>": capture(v, depth + 1)
+                for k, v in value.items()}
     return f"<{t.__name__}>"
 
 

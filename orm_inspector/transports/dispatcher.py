@@ -33,6 +33,7 @@ _LEAVES = {"persistent_to_deleted", "persistent_to_detached", "deleted_to_detach
 _INTO_MAP = {"pending_to_persistent", "detached_to_persistent", "loaded_as_persistent", "deleted_to_persistent"}
 _OUT_OF_MAP = {"persistent_to_deleted", "persistent_to_detached", "deleted_to_detached", "persistent_to_transient"}
 SWEEP_EVERY = 0.1  # seconds between two key comparisons of one identity map
+MAX_ROWS = 10  # parameter sets written for an executemany or a batched INSERT
 
 
 class Membership:
@@ -103,8 +104,14 @@ def _params(captured: Any) -> Any:
 def _named(names: Any, params: Any) -> Any:
     if isinstance(params, dict):
         return {k: (REDACTED if redacts(k) else finish(v)) for k, v in params.items()}
-    if names is not None and len(names) == len(params):
-        return {n: (REDACTED if redacts(n) else finish(v)) for n, v in zip(names, params)}
+    if names:
+        if len(names) == len(params):
+            return {n: (REDACTED if redacts(n) else finish(v)) for n, v in zip(names, params)}
+        if len(params) % len(names) == 0:  # a batched INSERT: one flat tuple of several rows
+            rows = [params[i:i + len(names)] for i in range(0, len(params), len(names))]
+            return {"count": len(rows), "first": [_named(names, row) for row in rows[:MAX_ROWS]]}
+        if any(redacts(n) for n in names):  # names we cannot line up: hide every value
+            return [REDACTED] * len(params)
     return [finish(v) for v in params]
 
 
@@ -207,11 +214,22 @@ class Dispatcher:
         read_at = time.time()
         live = self._live_sessions() if runtime.enabled else []
         deleted_now = self._read_deleted(live)
-        batch = self._process(self._drain())
-        if deleted_now:
-            batch = self._merge_deleted(batch, deleted_now, read_at)
-        if live:
-            batch += self._evictions(live, final)
+        drained = self._drain()
+        try:
+            batch = self._process(drained)
+            if deleted_now:
+                batch = self._merge_deleted(batch, deleted_now, read_at)
+            if live:
+                batch += self._evictions(live, final)
+        except Exception as exc:  # noqa: BLE001 - what was drained still goes out
+            runtime.record_error("dispatcher", exc)
+            batch = drained
+            for ev in batch:
+                if type(ev) is LifecycleEvent:
+                    ev.ikey = None
+        # Drop our references to the app's sessions before the (slower) sending: a session the app
+        # lets go meanwhile must not be finalized on this thread.
+        del live, deleted_now
         if not batch:
             return
         seq = self.seq
@@ -262,7 +280,12 @@ class Dispatcher:
 
     def _live_sessions(self) -> list[tuple[Any, Any]]:
         live = []
-        for session in list(_sa_session._sessions.values()):
+        # list() of the underlying dict copies it at once; iterating the WeakValueDictionary itself
+        # runs Python code that an app thread creating a Session can interrupt.
+        for ref_ in list(_sa_session._sessions.data.values()):
+            session = ref_()
+            if session is None:
+                continue
             t = tracks.get(session.hash_key)
             if t is not None and t.on:
                 live.append((t, session))

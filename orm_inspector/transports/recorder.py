@@ -77,9 +77,18 @@ class Recorder:
                 return
             if self._base is None:
                 self._base = events[0].seq - 1
-            if self._base:  # started after other sinks: renumber from 1 within this file
-                events = [msgspec.structs.replace(e, seq=e.seq - self._base) for e in events]
-            self._write(_encoder.encode_lines(events))
+            base = self._base
+            if base:  # the stream began before this file: number from 1 within the file
+                for e in events:  # receivers run one after another on this thread: safe to
+                    e.seq -= base  # renumber for the encoding and restore right after
+                try:
+                    data = _encoder.encode_lines(events)
+                finally:
+                    for e in events:
+                        e.seq += base
+            else:
+                data = _encoder.encode_lines(events)
+            self._write(data)
             self.events += len(events)
 
     def start(self) -> None:

@@ -90,7 +90,9 @@ class TraceReader:
         if header.get("kind") != "trace_header" or header.get("format") != TRACE_FORMAT:
             raise TraceError(f"{self.path}: line 1: not an orm-inspector trace (no '{TRACE_FORMAT}' header)")
         version = header.get("version")
-        if not isinstance(version, int) or version > TRACE_VERSION:
+        if type(version) is not int or version < 1:
+            raise TraceError(f"{self.path}: line 1: trace format version {version!r} is not a version")
+        if version > TRACE_VERSION:
             raise TraceError(f"{self.path}: trace format version {version!r} is newer than this orm-inspector "
                              f"reads (version {TRACE_VERSION}): upgrade orm-inspector")
         return header

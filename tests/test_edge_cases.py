@@ -1,0 +1,125 @@
+"""Edge cases found in review: each of these once went wrong."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+import orm_inspector
+
+from .models import Author, Base
+
+
+def test_batched_insert_parameters_are_redacted(sqlite_url, captured):
+    engine = create_engine(sqlite_url)
+    t = Table("creds", MetaData(), Column("id", Integer, primary_key=True), Column("password", String(20)))
+    t.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(t.insert().returning(t.c.id), [{"password": "hunter2"}, {"password": "s3cret"}])
+    [insert] = [e for e in captured.of("before_cursor_execute") if e.statement.startswith("INSERT")]
+    assert "hunter2" not in repr(insert.parameters) and "s3cret" not in repr(insert.parameters)
+    assert insert.parameters == {"count": 2, "first": [{"password": "<redacted>"}] * 2}
+
+
+def test_a_mapper_configured_while_capture_is_off_is_instrumented_later(sqlite_url, captured):
+    orm_inspector.uninstall()
+
+    class LateBase(DeclarativeBase):
+        pass
+
+    class Late(LateBase):
+        __tablename__ = "late"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(String(20))
+
+    engine = create_engine(sqlite_url)
+    LateBase.metadata.create_all(engine)
+    with Session(engine) as s:  # configures the mapper while capture is off
+        s.add(Late(name="a"))
+        s.commit()
+    orm_inspector.install()
+    with Session(engine) as s:
+        late = s.scalars(select(Late)).one()
+        late.name = "b"
+        [edit] = [e for e in captured.of("set") if e.obj.cls == "Late"]
+        assert (edit.old, edit.value) == ("a", "b")
+
+
+@pytest.mark.filterwarnings("ignore:The `objects` parameter")
+def test_a_flush_with_nothing_to_do_does_not_claim_later_statements(sqlite_url, captured):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add(Author(name="ann"))
+        s.commit()
+        ann = s.scalars(select(Author)).one()
+        bob = Author(name="bob")
+        s.add(bob)  # the session is dirty, so flush([ann]) fires before_flush, and ann has nothing to do
+        s.flush([ann])
+        mark = len(captured.sync())
+        with s.no_autoflush:  # bob stays pending: the query is the only statement
+            s.scalars(select(Author)).all()
+        [query] = [e for e in captured.sync()[mark:] if e.kind == "before_cursor_execute"]
+        assert query.cause == {"kind": "execute"}
+
+
+def test_every_close_that_changes_something_is_reported(sqlite_url, captured):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    s = Session(engine)
+    for i in range(30):
+        s.add(Author(name=f"a{i}"))
+        s.commit()
+        s.scalars(select(Author)).all()
+        s.close()
+        gc.collect()
+    assert len(captured.of("session_close")) == 30
+
+
+def test_the_flush_subtransaction_stays_hidden(sqlite_url, captured):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add(Author(name="x"))
+        s.commit()
+        s.add(Author(name=None))  # NOT NULL: the flush fails and rolls back its subtransaction
+        try:
+            s.flush()
+        except Exception:
+            s.rollback()
+    created = {e.transaction for e in captured.of("after_transaction_create")}
+    for e in captured.of("after_soft_rollback") + captured.of("after_transaction_end"):
+        assert e.transaction in created
+
+
+def test_instrument_after_install_keeps_everything(sqlite_url, captured):
+    engine, other = create_engine(sqlite_url), create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    orm_inspector.instrument(engine)
+    with Session(other) as s:
+        s.add(Author(name="still seen"))
+        s.commit()
+    assert captured.of("pending_to_persistent")
+
+
+def test_uninstall_finishes_a_recording_exactly(sqlite_url, tmp_path):
+    from orm_inspector.transports.trace import TraceReader
+
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    path = tmp_path / "t.jsonl"
+    with Session(engine) as s:
+        s.add(Author(name="ann"))
+        s.commit()
+        cm = orm_inspector.record(path)
+        cm.__enter__()
+        ann = s.scalars(select(Author)).one()
+        s.delete(ann)
+        orm_inspector.uninstall()  # closes the recording: the delete must be in it
+        kinds = [e["kind"] for e in TraceReader(path)]
+        cm.__exit__(None, None, None)
+    assert "deleted_mark" in kinds and kinds[-1] == "trace_end"
