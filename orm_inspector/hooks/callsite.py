@@ -35,7 +35,7 @@ _is_library: dict[Any, bool] = {}
 def _code(fn: Any) -> Any:
     try:
         return inspect.unwrap(fn).__code__
-    except AttributeError:  # pragma: no cover - a SQLAlchemy release that moved the function
+    except AttributeError:  # a SQLAlchemy release that moved the function (or fn is None)
         return None
 
 
@@ -43,10 +43,12 @@ def _markers() -> dict[Any, str]:
     """Code objects of SQLAlchemy functions whose presence on the stack names the cause."""
     from sqlalchemy.orm import loading, session, strategies
 
-    lazy = getattr(strategies, "_LazyLoader", None) or getattr(strategies, "LazyLoader")
-    scalar = getattr(loading, "_load_scalar_attributes", None) or getattr(loading, "load_scalar_attributes")
+    # SQLAlchemy 2.1 made these private; 2.0 has the public names. A release without either loses
+    # that cause (the statement is then reported as "execute"), never the import.
+    lazy = getattr(strategies, "_LazyLoader", None) or getattr(strategies, "LazyLoader", None)
+    scalar = getattr(loading, "_load_scalar_attributes", None) or getattr(loading, "load_scalar_attributes", None)
     found = {
-        _code(lazy._load_for_state): "lazy_load",
+        _code(getattr(lazy, "_load_for_state", None)): "lazy_load",
         _code(scalar): "refresh",
         _code(session.Session._autoflush): "autoflush",
         _code(session.Session._close_impl): "close",
