@@ -27,7 +27,8 @@ _SKIP = (
     os.path.dirname(sqlalchemy.__file__) + os.sep,
     os.path.dirname(greenlet.__file__) + os.sep,
     _here + os.sep,
-    "<sqlalchemy",  # code SQLAlchemy generates at runtime
+    "<sqlalchemy",  # code SQLAlchemy 2.1 generates at runtime
+    "<string>",  # and 2.0's decorators (exec'd code is seldom the app's call site)
 )
 _is_library: dict[Any, bool] = {}
 
