@@ -30,7 +30,9 @@ _SKIP = (
     "<sqlalchemy",  # code SQLAlchemy 2.1 generates at runtime
     "<string>",  # and 2.0's decorators (exec'd code is seldom the app's call site)
 )
-_is_library: dict[Any, bool] = {}
+# code object -> APP (the app's), LIBRARY, or the cause name of a marker frame: one lookup a frame.
+APP, LIBRARY = object(), object()
+_kind_of: dict[Any, Any] = {}
 
 
 def _code(fn: Any) -> Any:
@@ -78,17 +80,21 @@ def walk(depth: int = 2, max_frames: int = 120) -> tuple[Any, Any]:
                 return None, marker
             hopped = True
         code = f.f_code
-        lib = _is_library.get(code)
-        if lib is None:
-            lib = _is_library[code] = code.co_filename.startswith(_SKIP)
-        if not lib:
+        kind = _kind_of.get(code)
+        if kind is None:
+            kind = _kind_of[code] = _classify(code)
+        if kind is APP:
             return (code, f.f_lineno), marker
-        if marker is None:
-            name = MARKERS.get(code)
-            if name is not None:
-                marker = (name, f)
+        if kind is not LIBRARY and marker is None:
+            marker = (kind, f)
         f = f.f_back
     return None, marker
+
+
+def _classify(code: Any) -> Any:
+    if not code.co_filename.startswith(_SKIP):
+        return APP
+    return MARKERS.get(code, LIBRARY)
 
 
 def marker(depth: int = 2, max_frames: int = 12) -> str | None:
