@@ -113,10 +113,11 @@ def new_id(prefix: str) -> str:
 
 def id_of(obj: Any, prefix: str) -> str:
     """The id of a SQLAlchemy bookkeeping object, given on first sight."""
-    try:
-        return obj.__dict__[ATTR]
-    except KeyError:
-        return obj.__dict__.setdefault(ATTR, new_id(prefix))  # atomic if two threads race
+    d = obj.__dict__
+    ident = d.get(ATTR)
+    if ident is None:
+        ident = d.setdefault(ATTR, new_id(prefix))  # atomic if two threads race
+    return ident
 
 
 def _after_fork_in_child() -> None:

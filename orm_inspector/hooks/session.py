@@ -81,11 +81,17 @@ def track(session: Any) -> Track:
 
 
 # ---- session and transaction events -----------------------------------------------------------
+_ORIGINS: dict[Any, str] = {}  # SessionTransactionOrigin -> our name, filled as they are met
+
+
 def _txn_origin(transaction: Any) -> str:
     origin = getattr(transaction, "origin", None)
-    if origin is not None:
-        return {"BEGIN_NESTED": "nested"}.get(origin.name, origin.name.lower())
-    return "nested" if transaction.nested else ("begin" if transaction._parent is None else "subtransaction")
+    if origin is None:  # SQLAlchemy releases without SessionTransaction.origin
+        return "nested" if transaction.nested else ("begin" if transaction._parent is None else "subtransaction")
+    name = _ORIGINS.get(origin)
+    if name is None:
+        name = _ORIGINS[origin] = "nested" if origin.name == "BEGIN_NESTED" else origin.name.lower()
+    return name
 
 
 @shield("after_transaction_create")
