@@ -123,3 +123,30 @@ def test_uninstall_finishes_a_recording_exactly(sqlite_url, tmp_path):
         kinds = [e["kind"] for e in TraceReader(path)]
         cm.__exit__(None, None, None)
     assert "deleted_mark" in kinds and kinds[-1] == "trace_end"
+
+
+def test_values_of_builtin_subclasses_are_written_plain_without_their_methods(sqlite_url, tmp_path):
+    from orm_inspector.transports.trace import TraceReader
+
+    class Loud(str):
+        def __str__(self):  # user code: must never run
+            raise AssertionError("called")
+
+        __repr__ = __str__
+
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    path = tmp_path / "t.jsonl"
+    with orm_inspector.record(path):
+        with Session(engine) as s:
+            s.add(Author(name="ann"))
+            s.commit()
+            ann = s.scalars(select(Author)).one()
+            ann.name = Loud("loud")
+            s.commit()
+    events = list(TraceReader(path))
+    assert not [e for e in events if e["kind"] == "inspector_error"]
+    [edit] = [e for e in events if e["kind"] == "set"]
+    assert edit["value"] == "loud"
+    [update] = [e for e in events if e["kind"] == "before_cursor_execute" and e["statement"].startswith("UPDATE")]
+    assert update["parameters"]["name"] == "loud"

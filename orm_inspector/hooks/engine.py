@@ -122,6 +122,8 @@ def _tx(kind: str):
         if not wanted(signals.sql):
             return
         name = args[0] if kind in ("savepoint", "rollback_savepoint", "release_savepoint") else None
+        if name is not None:
+            name = str(name)  # SQLAlchemy's quoted_name, a str subclass: make it a plain str
         track = conn.__dict__.get(SESSION_ATTR)
         if not _covered(conn, track):
             return

@@ -86,6 +86,8 @@ def capture(value: Any, depth: int = 0) -> Any:
         return ref(st)
     if isinstance(value, enum.Enum):
         return f"{t.__name__}.{value.name}"
+    if isinstance(value, (str, int, float)):  # a subclass (exact types returned above): its plain
+        return capture(_plain(value), depth)  # value, without calling any method of its own
     if t in (list, tuple, set, frozenset):
         if len(value) > _SMALL or depth > 2:
             return f"<{t.__name__} of {len(value)}>"
@@ -96,6 +98,16 @@ def capture(value: Any, depth: int = 0) -> Any:
         return {str(k) if type(k) in _IMMUTABLE else f"<{type(k).__name__}>": capture(v, depth + 1)
                 for k, v in value.items()}
     return f"<{t.__name__}>"
+
+
+def _plain(value: Any) -> Any:
+    """The builtin value of a str/int/float subclass instance, through the builtin's own method
+    (``str.__str__`` etc. called on the class: a subclass's override never runs)."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    return float.__float__(value)
 
 
 def _bytes(value: bytes) -> str:
@@ -136,4 +148,6 @@ def finish(value: Any) -> Any:
         return _bytes(bytes(value))
     if t is list or t is tuple:
         return [finish(v) for v in value[:_SMALL]]
+    if t not in _IMMUTABLE and isinstance(value, (str, int, float)) and not isinstance(value, enum.Enum):
+        return finish(_plain(value))  # e.g. SQLAlchemy's quoted_name, a str subclass
     return value

@@ -1,0 +1,336 @@
+"""What the ORM looks like at one point of a trace: a pure fold of events into state.
+
+No I/O, no threads, no UI: ``State.apply(event)`` takes one event (a dict, as the trace reader gives
+it) and updates the model; ``State.to_json()`` gives the contract's ``state --json`` form. The rules
+follow SQLAlchemy's own bookkeeping, event by event:
+
+- ``identity_map`` holds persistent objects: they enter with pending_to_persistent,
+  loaded_as_persistent, detached_to_persistent and deleted_to_persistent, and leave with
+  persistent_to_deleted, persistent_to_detached, persistent_to_transient and gc_evicted;
+- ``new`` is the pending objects (transient_to_pending in, pending_to_persistent/pending_to_transient
+  out);
+- ``dirty`` is the persistent objects modified since their last flush (an attribute event), not marked
+  for deletion, until a flush, an expiry or their leaving;
+- ``deleted`` is the objects marked by ``Session.delete()`` and not yet flushed (deleted_mark in;
+  flushed, detached, or restored out). Objects deleted by a flush and not yet committed are in
+  ``flushed_deleted``, which SQLAlchemy's ``session.deleted`` does not hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+INTO_MAP = {"pending_to_persistent", "loaded_as_persistent", "detached_to_persistent", "deleted_to_persistent"}
+OUT_OF_MAP = {"persistent_to_deleted", "persistent_to_detached", "persistent_to_transient", "gc_evicted"}
+EDITS = {"set", "append", "remove", "modified"}
+
+
+@dataclass
+class ObjectState:
+    cls: str
+    identity: list[Any] | None
+    key: str
+    state: str = "transient"
+    modified: set[str] = field(default_factory=set)
+    expired: bool = False
+
+    def ref(self) -> dict[str, Any]:
+        return {"cls": self.cls, "identity": self.identity, "key": self.key}
+
+
+@dataclass
+class TransactionState:
+    id: str
+    origin: str
+    parent: str | None = None
+    connections: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SessionState:
+    id: str
+    closed: bool = False
+    identity_map: dict[str, ObjectState] = field(default_factory=dict)
+    new: dict[str, ObjectState] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    flushed_deleted: dict[str, ObjectState] = field(default_factory=dict)
+    transactions: dict[str, TransactionState] = field(default_factory=dict)  # open ones, in order
+
+    def objects(self) -> dict[str, ObjectState]:
+        return {**self.identity_map, **self.new, **self.flushed_deleted}
+
+
+@dataclass
+class ConnectionState:
+    id: str
+    pool: str
+    status: str = "idle"
+    session: str | None = None
+    checkouts: int = 0
+
+
+class State:
+    """Sessions and pooled connections of one process, as of the last event applied."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.sessions: dict[str, SessionState] = {}
+        self.connections: dict[str, ConnectionState] = {}
+        self.pools: dict[str, dict[str, Any]] = {}
+        self.events = 0
+        self.dropped = 0
+        self.errors = 0
+
+    # ---- folding -------------------------------------------------------------------------------
+    def apply(self, e: dict[str, Any]) -> None:
+        self.seq = e.get("seq", self.seq)
+        self.events += 1
+        kind = e["kind"]
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, e)
+        elif kind in INTO_MAP or kind in OUT_OF_MAP or kind in _LIFECYCLE_OTHERS:
+            self._lifecycle(kind, e)
+        elif kind in EDITS:
+            self._edit(e)
+
+    def session(self, sid: str) -> SessionState:
+        s = self.sessions.get(sid)
+        if s is None:
+            s = self.sessions[sid] = SessionState(sid)
+        return s
+
+    def _obj(self, s: SessionState, ref: dict[str, Any]) -> ObjectState:
+        key = ref["key"]
+        o = s.identity_map.get(key) or s.new.get(key) or s.flushed_deleted.get(key)
+        if o is None:
+            o = ObjectState(ref["cls"], ref.get("identity"), key)
+        o.identity = ref.get("identity")
+        return o
+
+    def _lifecycle(self, kind: str, e: dict[str, Any]) -> None:
+        s = self.session(e["session"])
+        s.closed = False
+        o = self._obj(s, e["obj"])
+        key = o.key
+        if kind == "transient_to_pending":
+            o.state = "pending"
+            s.new[key] = o
+        elif kind == "pending_to_transient":
+            o.state = "transient"
+            s.new.pop(key, None)
+        elif kind in INTO_MAP:
+            s.new.pop(key, None)
+            s.flushed_deleted.pop(key, None)
+            s.deleted.discard(key)
+            o.state = "persistent"
+            if kind == "loaded_as_persistent":
+                o.expired = False
+                o.modified.clear()
+            s.identity_map[key] = o
+        elif kind in OUT_OF_MAP:
+            s.identity_map.pop(key, None)
+            s.dirty.discard(key)
+            s.deleted.discard(key)
+            o.modified.clear()
+            if kind == "persistent_to_deleted":
+                o.state = "deleted"
+                s.flushed_deleted[key] = o
+            else:
+                o.state = "transient" if kind == "persistent_to_transient" else "detached"
+        elif kind == "deleted_to_detached":
+            s.flushed_deleted.pop(key, None)
+            s.deleted.discard(key)
+            o.state = "detached"
+        elif kind == "deleted_mark":
+            if key in s.identity_map:
+                s.deleted.add(key)
+                s.dirty.discard(key)
+        elif kind == "deleted_unmark":
+            s.deleted.discard(key)
+
+    def _edit(self, e: dict[str, Any]) -> None:
+        s = self.session(e["session"]) if e.get("session") else None
+        if s is None:
+            return
+        o = s.identity_map.get(e["obj"]["key"])
+        if o is None:
+            return
+        if e.get("attr"):
+            o.modified.add(e["attr"])
+        if o.key not in s.deleted:
+            s.dirty.add(o.key)
+
+    # ---- json ------------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The contract's ``state --json`` form (version 1)."""
+        sessions = []
+        for s in self.sessions.values():
+            txns = list(s.transactions.values())
+            root = next((t for t in txns if t.origin != "nested"), None)
+            sessions.append({
+                "id": s.id,
+                "closed": s.closed,
+                "identity_map": [
+                    {**o.ref(), "state": o.state, "modified": sorted(o.modified), "expired": o.expired}
+                    for o in s.identity_map.values()],
+                "new": [o.ref() for o in s.new.values()],
+                "dirty": [s.identity_map[k].ref() for k in s.identity_map if k in s.dirty],
+                "deleted": [s.identity_map[k].ref() for k in s.identity_map if k in s.deleted],
+                "flushed_deleted": [o.ref() for o in s.flushed_deleted.values()],
+                "transaction": None if root is None else {
+                    "id": root.id,
+                    "nested": [t.id for t in txns if t.origin == "nested"],
+                    "connections": list(dict.fromkeys(c for t in txns for c in t.connections)),
+                },
+            })
+        return {
+            "seq": self.seq,
+            "sessions": sessions,
+            "connections": [{"id": c.id, "pool": c.pool, "status": c.status, "session": c.session,
+                             "checkouts": c.checkouts} for c in self.connections.values()],
+            "counters": {"events": self.events, "dropped": self.dropped, "inspector_errors": self.errors},
+        }
+
+
+_LIFECYCLE_OTHERS = {"transient_to_pending", "pending_to_transient", "deleted_to_detached", "deleted_mark",
+                     "deleted_unmark"}
+
+
+# ---- session-level events ------------------------------------------------------------------------
+def _txn_create(st: State, e: dict[str, Any]) -> None:
+    s = st.session(e["session"])
+    s.closed = False
+    s.transactions[e["transaction"]] = TransactionState(e["transaction"], e.get("origin", "begin"), e.get("parent"))
+
+
+def _txn_end(st: State, e: dict[str, Any]) -> None:
+    st.session(e["session"]).transactions.pop(e.get("transaction"), None)
+
+
+def _after_begin(st: State, e: dict[str, Any]) -> None:
+    s = st.session(e["session"])
+    t = s.transactions.get(e.get("transaction"))
+    conn = e.get("connection")
+    if t is not None and conn and conn not in t.connections:
+        t.connections.append(conn)
+    c = st.connections.get(conn) if conn else None
+    if c is not None:
+        c.session = s.id
+
+
+def _expire_all(st: State, e: dict[str, Any]) -> None:
+    if e.get("expire_all"):
+        s = st.session(e["session"])
+        for o in s.identity_map.values():
+            o.expired = True
+            o.modified.clear()
+        s.dirty.clear()
+
+
+def _after_flush(st: State, e: dict[str, Any]) -> None:
+    s = st.session(e["session"])
+    for ref in e.get("dirty") or ():
+        o = s.identity_map.get(ref["key"])
+        if o is not None:
+            o.modified.clear()
+        s.dirty.discard(ref["key"])
+
+
+def _expire(st: State, e: dict[str, Any]) -> None:
+    s = st.session(e["session"]) if e.get("session") else None
+    o = s.identity_map.get(e["obj"]["key"]) if s else None
+    if o is None:
+        return
+    attrs = e.get("attrs")
+    if attrs is None:
+        o.expired = True
+        o.modified.clear()
+        s.dirty.discard(o.key)
+    else:
+        o.modified.difference_update(attrs)
+        if not o.modified:
+            s.dirty.discard(o.key)
+
+
+def _refresh(st: State, e: dict[str, Any]) -> None:
+    s = st.session(e["session"]) if e.get("session") else None
+    o = s.identity_map.get(e["obj"]["key"]) if s else None
+    if o is not None:  # loaded again: SQLAlchemy's "expired" (the whole object) is over
+        o.expired = False
+
+
+def _session_close(st: State, e: dict[str, Any]) -> None:
+    st.session(e["session"]).closed = True
+
+
+# ---- pool ------------------------------------------------------------------------------------------
+def _conn(st: State, e: dict[str, Any]) -> ConnectionState | None:
+    cid = e.get("connection")
+    if not cid:
+        return None
+    c = st.connections.get(cid)
+    if c is None:
+        c = st.connections[cid] = ConnectionState(cid, e.get("pool", "?"))
+    return c
+
+
+def _pool_event(status: str | None, holder_cleared: bool = False):
+    def handler(st: State, e: dict[str, Any]) -> None:
+        c = _conn(st, e)
+        if c is None:
+            return
+        if status is not None:
+            c.status = status
+        if holder_cleared:
+            c.session = None
+        if e["kind"] == "checkout":
+            c.checkouts += 1
+
+    return handler
+
+
+def _pool_info(st: State, e: dict[str, Any]) -> None:
+    st.pools[e["pool"]] = dict(e.get("info") or {})
+
+
+def _dropped(st: State, e: dict[str, Any]) -> None:
+    st.dropped += e.get("count") or 0
+
+
+def _error(st: State, e: dict[str, Any]) -> None:
+    st.errors += 1
+
+
+_HANDLERS = {
+    "after_transaction_create": _txn_create,
+    "after_transaction_end": _txn_end,
+    "after_begin": _after_begin,
+    "after_commit": _expire_all,
+    "after_rollback": _expire_all,
+    "after_flush": _after_flush,
+    "expire": _expire,
+    "refresh": _refresh,
+    "session_close": _session_close,
+    "pool_info": _pool_info,
+    "connect": _pool_event("idle"),
+    "checkout": _pool_event("checked_out"),
+    "checkin": _pool_event("idle", holder_cleared=True),
+    "invalidate": _pool_event("invalidated", holder_cleared=True),
+    "close": _pool_event("closed", holder_cleared=True),
+    "close_detached": _pool_event("closed", holder_cleared=True),
+    "dropped": _dropped,
+    "inspector_error": _error,
+}
+
+
+def fold(events, upto: int | None = None) -> State:
+    """The state just after event ``upto`` (default: the end)."""
+    state = State()
+    for e in events:
+        if upto is not None and e.get("seq", 0) > upto:
+            break
+        state.apply(e)
+    return state

@@ -1,0 +1,100 @@
+"""The folded state equals what SQLAlchemy itself says, at many points of a realistic scenario:
+SQLAlchemy is the oracle (identity_map, new, dirty, deleted, inspect(obj), pool.checkedout())."""
+
+from __future__ import annotations
+
+import gc
+
+import msgspec
+from sqlalchemy import create_engine, inspect, select
+from sqlalchemy.orm import Session, selectinload
+
+from orm_inspector.hooks import runtime
+from orm_inspector.state import fold
+
+from .models import Author, Base, Book, Profile
+
+
+def key_of(obj) -> str:
+    return inspect(obj).__dict__[runtime.ATTR].key
+
+
+def oracle(session: Session) -> dict:
+    states = session.identity_map.all_states()
+    return {
+        "identity_map": sorted((key_of(st.obj()), st.class_.__name__,
+                                list(st.key[1]), "persistent", st.expired) for st in states),
+        "new": sorted(key_of(o) for o in session.new),
+        "dirty": sorted(key_of(o) for o in session.dirty),
+        "deleted": sorted(key_of(o) for o in session.deleted),
+    }
+
+
+def folded(captured, session: Session) -> dict:
+    state = fold(msgspec.to_builtins(e) for e in captured.sync())
+    s = state.sessions.get(f"s{session.hash_key}")
+    if s is None:
+        return {"identity_map": [], "new": [], "dirty": [], "deleted": []}
+    return {
+        "identity_map": sorted((o.key, o.cls, list(o.identity), o.state, o.expired) for o in s.identity_map.values()),
+        "new": sorted(s.new),
+        "dirty": sorted(k for k in s.dirty if k in s.identity_map),
+        "deleted": sorted(s.deleted),
+    }
+
+
+def steps(s: Session):
+    """A scenario in small steps; the state is compared after each."""
+    ann = Author(name="ann", books=[Book(title="a1"), Book(title="a2")], profile=Profile())
+    s.add(ann)
+    yield "add"
+    s.flush()
+    yield "flush"
+    ann.name = "anne"
+    yield "edit"
+    s.commit()
+    yield "commit (everything expired)"
+    bob = Author(name="bob")
+    s.add(bob)
+    ann.books.append(Book(title="a3"))  # lazy load first, autoflush of bob
+    yield "append"
+    s.delete(ann.books[0])
+    yield "delete marked"
+    nested = s.begin_nested()
+    s.flush()
+    yield "flushed inside a savepoint"
+    nested.rollback()
+    yield "savepoint rolled back"
+    s.expire(bob, ["name"])
+    yield "partial expire"
+    _ = bob.name
+    yield "refresh"
+    s.rollback()
+    yield "rollback"
+    authors = s.scalars(select(Author).options(selectinload(Author.books))).all()
+    yield "loaded"
+    del authors
+    gc.collect()
+    yield "garbage collected"
+    s.expunge_all()
+    yield "expunge_all"
+
+
+def test_state_equals_sqlalchemy_at_every_step(db_url, captured):
+    engine = create_engine(db_url)
+    Base.metadata.create_all(engine)
+    try:
+        with Session(engine) as s:
+            for step in steps(s):
+                assert folded(captured, s) == oracle(s), step
+    finally:
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def _debug_find(captured):
+    for ev in captured.sync():
+        try:
+            msgspec.to_builtins(ev)
+        except TypeError:
+            return ev
