@@ -27,6 +27,29 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    import json
+
+    from .state import fold
+    from .state.render import render_state
+    from .transports.trace import TraceError, TraceReader
+
+    try:
+        reader = TraceReader(args.file)
+        state = fold(reader, upto=args.at)
+    except TraceError as exc:
+        raise UserError(str(exc)) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{args.file}: line {reader.line}: a malformed event ({type(exc).__name__}: {exc})") from None
+    if args.at is not None and state.seq < args.at:
+        raise UserError(f"{args.file}: no event {args.at} (the trace ends at seq {state.seq})")
+    if args.json:
+        sys.stdout.write(json.dumps(state.to_json(), indent=1, default=str) + "\n")
+    else:
+        sys.stdout.write(render_state(state))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orm-inspector",
@@ -40,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
                                               "cause, connections and warnings found in a trace file.")
     summary.add_argument("file", help="a trace written by orm_inspector.record() (.jsonl or .jsonl.gz)")
     summary.set_defaults(run=cmd_summary)
+
+    state = commands.add_parser("state", help="the ORM state a trace reconstructs at one event",
+                                description="Fold a trace up to an event and print each session's identity map "
+                                            "(class, identity, lifecycle state), new/dirty/deleted, open "
+                                            "transactions, and the pooled connections (status, holder).")
+    state.add_argument("file", help="a trace written by orm_inspector.record()")
+    state.add_argument("--at", type=int, metavar="SEQ", help="just after event SEQ (default: the end)")
+    state.add_argument("--json", action="store_true", help="the documented JSON form (docs/state-json.md)")
+    state.set_defaults(run=cmd_state)
     return parser
 
 

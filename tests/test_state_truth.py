@@ -80,6 +80,12 @@ def steps(s: Session):
     yield "expunge_all"
 
 
+def checked_out(captured, engine) -> int:
+    pool_id = engine.pool.__dict__.get(runtime.ATTR)
+    state = fold(msgspec.to_builtins(e) for e in captured.sync())
+    return sum(1 for c in state.connections.values() if c.pool == pool_id and c.status == "checked_out")
+
+
 def test_state_equals_sqlalchemy_at_every_step(db_url, captured):
     engine = create_engine(db_url)
     Base.metadata.create_all(engine)
@@ -87,14 +93,30 @@ def test_state_equals_sqlalchemy_at_every_step(db_url, captured):
         with Session(engine) as s:
             for step in steps(s):
                 assert folded(captured, s) == oracle(s), step
+                assert checked_out(captured, engine) == engine.pool.checkedout(), step
+        assert checked_out(captured, engine) == engine.pool.checkedout() == 0
     finally:
         Base.metadata.drop_all(engine)
         engine.dispose()
 
 
-def _debug_find(captured):
-    for ev in captured.sync():
-        try:
-            msgspec.to_builtins(ev)
-        except TypeError:
-            return ev
+def test_two_sessions_at_once_each_hold_their_own(sqlite_url, captured):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    with Session(engine) as a, Session(engine) as b:
+        a.add(Author(name="in a"))
+        a.flush()  # a holds a connection, b not yet
+        b.add_all([Author(name="in b"), Author(name="and b")])
+        assert folded(captured, a) == oracle(a) and folded(captured, b) == oracle(b)
+        assert checked_out(captured, engine) == engine.pool.checkedout() == 1
+        with b.no_autoflush:  # SQLite allows one writer: b only reads
+            b.scalars(select(Book)).all()
+        assert checked_out(captured, engine) == engine.pool.checkedout() == 2
+        a.commit()
+        assert folded(captured, a) == oracle(a) and folded(captured, b) == oracle(b)
+        assert checked_out(captured, engine) == engine.pool.checkedout() == 1
+        b.rollback()
+    # closed: what they held is gone (a close that changes nothing has nothing to report)
+    assert folded(captured, a) == oracle(a) and folded(captured, b) == oracle(b)
+    assert checked_out(captured, engine) == engine.pool.checkedout() == 0
+

@@ -112,8 +112,9 @@ class State:
 
     def _lifecycle(self, kind: str, e: dict[str, Any]) -> None:
         s = self.session(e["session"])
-        s.closed = False
         o = self._obj(s, e["obj"])
+        if kind == "transient_to_pending" or kind in INTO_MAP:
+            s.closed = False  # a closed Session can be used again
         key = o.key
         if kind == "transient_to_pending":
             o.state = "pending"
@@ -263,7 +264,17 @@ def _refresh(st: State, e: dict[str, Any]) -> None:
 
 
 def _session_close(st: State, e: dict[str, Any]) -> None:
-    st.session(e["session"]).closed = True
+    # close() empties the session (expunge_all); objects it still held are detached by the events
+    # around this one, and those garbage-collected unnoticed are gone with it.
+    s = st.session(e["session"])
+    s.closed = True
+    for o in list(s.identity_map.values()) + list(s.new.values()) + list(s.flushed_deleted.values()):
+        o.state = "detached" if o.state != "pending" else "transient"
+    s.identity_map.clear()
+    s.new.clear()
+    s.flushed_deleted.clear()
+    s.dirty.clear()
+    s.deleted.clear()
 
 
 # ---- pool ------------------------------------------------------------------------------------------

@@ -270,6 +270,8 @@ class Dispatcher:
                     out.append(LifecycleEvent(ts=ev.ts, kind="gc_evicted", pid=ev.pid, thread="orm-inspector",
                                               session=ev.session, obj=evicted))
             else:
+                if ev.kind == "session_close":  # close() empties the map: nothing left to follow
+                    members.pop(ev.session, None)
                 try:
                     _finish(ev)
                 except Exception as exc:  # noqa: BLE001 - lose a detail, never the event
