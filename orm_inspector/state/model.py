@@ -24,6 +24,7 @@ from typing import Any
 INTO_MAP = {"pending_to_persistent", "loaded_as_persistent", "detached_to_persistent", "deleted_to_persistent"}
 OUT_OF_MAP = {"persistent_to_deleted", "persistent_to_detached", "persistent_to_transient", "gc_evicted"}
 EDITS = {"set", "append", "remove", "modified"}
+CLOSED_SHOWN = 20  # closed sessions listed by to_json(), the most recent ones
 
 
 @dataclass
@@ -77,6 +78,9 @@ class State:
     def __init__(self) -> None:
         self.seq = 0
         self.sessions: dict[str, SessionState] = {}
+        # Closed sessions hold nothing: kept as id -> seq of the close, so that a long trace's state
+        # (and each time-travel snapshot of it) does not grow with every session the app ever used.
+        self.closed_sessions: dict[str, int] = {}
         self.connections: dict[str, ConnectionState] = {}
         self.pools: dict[str, dict[str, Any]] = {}
         self.events = 0
@@ -100,6 +104,7 @@ class State:
         s = self.sessions.get(sid)
         if s is None:
             s = self.sessions[sid] = SessionState(sid)
+            self.closed_sessions.pop(sid, None)  # a closed Session used again
         return s
 
     def _obj(self, s: SessionState, ref: dict[str, Any]) -> ObjectState:
@@ -111,10 +116,14 @@ class State:
         return o
 
     def _lifecycle(self, kind: str, e: dict[str, Any]) -> None:
-        s = self.session(e["session"])
-        o = self._obj(s, e["obj"])
         if kind == "transient_to_pending" or kind in INTO_MAP:
+            s = self.session(e["session"])
             s.closed = False  # a closed Session can be used again
+        else:  # leaving, or marked: of a session we know, else nothing to undo
+            s = self.sessions.get(e["session"])
+            if s is None:
+                return
+        o = self._obj(s, e["obj"])
         key = o.key
         if kind == "transient_to_pending":
             o.state = "pending"
@@ -187,12 +196,16 @@ class State:
                     "connections": list(dict.fromkeys(c for t in txns for c in t.connections)),
                 },
             })
+        recent = list(self.closed_sessions)[-CLOSED_SHOWN:]
+        sessions += [{"id": sid, "closed": True, "identity_map": [], "new": [], "dirty": [], "deleted": [],
+                      "flushed_deleted": [], "transaction": None} for sid in recent]
         return {
             "seq": self.seq,
             "sessions": sessions,
             "connections": [{"id": c.id, "pool": c.pool, "status": c.status, "session": c.session,
                              "checkouts": c.checkouts} for c in self.connections.values()],
-            "counters": {"events": self.events, "dropped": self.dropped, "inspector_errors": self.errors},
+            "counters": {"events": self.events, "dropped": self.dropped, "inspector_errors": self.errors,
+                         "closed_sessions": len(self.closed_sessions)},
         }
 
 
@@ -208,7 +221,14 @@ def _txn_create(st: State, e: dict[str, Any]) -> None:
 
 
 def _txn_end(st: State, e: dict[str, Any]) -> None:
-    st.session(e["session"]).transactions.pop(e.get("transaction"), None)
+    sid = e["session"]
+    s = st.sessions.get(sid)
+    if s is None:
+        return
+    s.transactions.pop(e.get("transaction"), None)
+    if s.closed and not s.transactions:  # the end of a close
+        del st.sessions[sid]
+        st.closed_sessions[sid] = st.seq
 
 
 def _after_begin(st: State, e: dict[str, Any]) -> None:
@@ -266,15 +286,14 @@ def _refresh(st: State, e: dict[str, Any]) -> None:
 def _session_close(st: State, e: dict[str, Any]) -> None:
     # close() empties the session (expunge_all); objects it still held are detached by the events
     # around this one, and those garbage-collected unnoticed are gone with it.
-    s = st.session(e["session"])
-    s.closed = True
-    for o in list(s.identity_map.values()) + list(s.new.values()) + list(s.flushed_deleted.values()):
-        o.state = "detached" if o.state != "pending" else "transient"
-    s.identity_map.clear()
-    s.new.clear()
-    s.flushed_deleted.clear()
-    s.dirty.clear()
-    s.deleted.clear()
+    sid = e["session"]
+    s = st.sessions.pop(sid, None)
+    if s is not None and s.transactions:  # with a transaction open, its end comes after: keep it
+        s.closed = True
+        s.identity_map.clear(), s.new.clear(), s.flushed_deleted.clear(), s.dirty.clear(), s.deleted.clear()
+        st.sessions[sid] = s
+        return
+    st.closed_sessions[sid] = st.seq
 
 
 # ---- pool ------------------------------------------------------------------------------------------

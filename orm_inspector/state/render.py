@@ -12,9 +12,11 @@ def _obj(ref: dict) -> str:
 
 def render_state(state: State) -> str:
     data = state.to_json()
-    out = [f"state just after seq {data['seq']}: {len(data['sessions'])} session(s), "
+    live = [s for s in data["sessions"] if not s["closed"] or s["transaction"]]
+    closed = data["counters"]["closed_sessions"]
+    out = [f"state just after seq {data['seq']}: {len(live)} open session(s), {closed} closed, "
            f"{len(data['connections'])} pooled connection(s)"]
-    for s in data["sessions"]:
+    for s in live:
         status = "closed" if s["closed"] else ("in transaction" if s["transaction"] else "idle")
         out.append("")
         out.append(f"session {s['id']}: {status}")
