@@ -50,6 +50,28 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    command = args.command_line
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UserError("run: no program given (orm-inspector run --record FILE -- python app.py ...)")
+    if shutil.which(command[0]) is None:
+        raise UserError(f"run: {command[0]}: command not found")
+    env = dict(os.environ)
+    boot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
+    env["PYTHONPATH"] = os.pathsep.join([boot, env["PYTHONPATH"]]) if env.get("PYTHONPATH") else boot
+    env["ORM_INSPECTOR_RECORD"] = os.path.abspath(args.record)
+    env["ORM_INSPECTOR_ROOT_PID"] = str(os.getpid())  # exec keeps the pid: the program's own
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(command[0], command, env)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orm-inspector",
@@ -72,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--at", type=int, metavar="SEQ", help="just after event SEQ (default: the end)")
     state.add_argument("--json", action="store_true", help="the documented JSON form (docs/state-json.md)")
     state.set_defaults(run=cmd_state)
+
+    run = commands.add_parser(
+        "run", help="run a Python program with orm_inspector installed, no change to its code",
+        description="Run a Python program (python app.py, gunicorn, pytest, ...) with the instrumentation "
+                    "installed at interpreter start through a sitecustomize on PYTHONPATH (the program's own "
+                    "sitecustomize still runs). Recording: one file per process; the program writes FILE, its "
+                    "forked workers and subprocesses write FILE's name with -<pid> next to it. Does not work "
+                    "for interpreters started with -S, -E or -I.")
+    run.add_argument("--record", metavar="FILE", required=True, help="trace file (.jsonl or .jsonl.gz)")
+    run.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    run.set_defaults(run=cmd_run)
     return parser
 
 

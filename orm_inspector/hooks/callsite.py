@@ -28,8 +28,8 @@ _SKIP = (
     os.path.dirname(greenlet.__file__) + os.sep,
     _here + os.sep,
     "<sqlalchemy",  # code SQLAlchemy 2.1 generates at runtime
-    "<string>",  # and 2.0's decorators (exec'd code is seldom the app's call site)
 )
+_LIBRARY_MODULES = ("sqlalchemy.", "greenlet", "orm_inspector.")
 # code object -> APP (the app's), LIBRARY, or the cause name of a marker frame: one lookup a frame.
 APP, LIBRARY = object(), object()
 _kind_of: dict[Any, Any] = {}
@@ -82,7 +82,7 @@ def walk(depth: int = 2, max_frames: int = 120) -> tuple[Any, Any]:
         code = f.f_code
         kind = _kind_of.get(code)
         if kind is None:
-            kind = _kind_of[code] = _classify(code)
+            kind = _kind_of[code] = _classify(code, f)
         if kind is APP:
             return (code, f.f_lineno), marker
         if kind is not LIBRARY and marker is None:
@@ -91,8 +91,13 @@ def walk(depth: int = 2, max_frames: int = 120) -> tuple[Any, Any]:
     return None, marker
 
 
-def _classify(code: Any) -> Any:
-    if not code.co_filename.startswith(_SKIP):
+def _classify(code: Any, frame: Any) -> Any:
+    name = code.co_filename
+    if name == "<string>":  # exec'd code: SQLAlchemy 2.0's decorators, or the app's (python -c)
+        library = str(frame.f_globals.get("__name__", "")).startswith(_LIBRARY_MODULES)
+    else:
+        library = name.startswith(_SKIP)
+    if not library:
         return APP
     return MARKERS.get(code, LIBRARY)
 
