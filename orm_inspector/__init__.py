@@ -25,7 +25,7 @@ from .hooks import Scope, disable, enable, runtime, values  # noqa: E402
 from .transports.dispatcher import dispatcher  # noqa: E402
 from .transports.recorder import Recorder  # noqa: E402
 
-__all__ = ["install", "uninstall", "instrument", "record", "signals", "__version__"]
+__all__ = ["install", "uninstall", "instrument", "record", "serve", "signals", "__version__"]
 
 _lock = threading.RLock()
 _UNSET: Any = object()
@@ -78,12 +78,34 @@ def uninstall() -> None:
     with _lock:
         for recorder in list(_recorders):
             _stop_recorder(recorder)  # a final pass while capture is still on: exact at the end
+        for server in list(_servers):
+            server.close()
+        _servers.clear()
         disable()
         dispatcher.stop()
         runtime.queue.clear()
 
 
 _recorders: list[Recorder] = []
+_servers: list[Any] = []
+
+
+def serve(address: str | None = None, *, token: str | None = None, allow_remote: bool = False,
+          **options: Any) -> Any:
+    """Stream events to viewers (``orm-inspector connect``, or ``transports.client.LiveSource``) from a
+    background thread. ``address``: None (a new private Unix socket), ``unix:PATH`` or ``HOST:PORT``
+    (loopback only, unless ``allow_remote=True``). Returns a handle with ``.address``, ``.token`` and
+    ``.close()``. Installs the instrumentation if needed; the same options as ``install()``."""
+    from .transports.server import LiveServer
+
+    with _lock:
+        server = LiveServer(address, token=token, allow_remote=allow_remote)
+        _servers.append(server)
+        if not runtime.enabled:
+            install(**options)
+        else:
+            _configure(**options)
+        return server
 
 
 def _stop_recorder(recorder: Recorder) -> None:
@@ -125,6 +147,9 @@ def _at_exit() -> None:
     try:
         for recorder in list(_recorders):
             _stop_recorder(recorder)
+        dispatcher.pump(final=True)  # the last events reach the viewers too
+        for server in list(_servers):
+            server.close()
         dispatcher.stop()
     except Exception:  # noqa: BLE001 - never fail the app's exit
         pass

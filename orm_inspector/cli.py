@@ -50,6 +50,32 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_env(listen: str, allow_remote: bool) -> dict[str, str]:
+    """Choose the address and token now, so that they can be told before the program starts."""
+    import os
+    import secrets
+
+    from .transports.server import AddressError, parse_address
+
+    try:
+        family, where = parse_address(None if listen == "auto" else listen, allow_remote)
+    except AddressError as exc:
+        raise UserError(f"run: --listen {exc}") from None
+    address = f"unix:{where}" if family == "unix" else f"{where[0]}:{where[1]}"
+    token = secrets.token_urlsafe(24)
+    folder = os.path.dirname(where) if family == "unix" and listen == "auto" else None
+    if folder is None:
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="orm-inspector-")
+    token_file = os.path.join(folder, "token")
+    with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(token)
+    print(f"orm-inspector: listening on {address}; token in {token_file}", file=sys.stderr)
+    return {"ORM_INSPECTOR_LISTEN": address, "ORM_INSPECTOR_TOKEN": token,
+            "ORM_INSPECTOR_ALLOW_REMOTE": "1" if allow_remote else ""}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import os
     import shutil
@@ -61,10 +87,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("run: no program given (orm-inspector run --record FILE -- python app.py ...)")
     if shutil.which(command[0]) is None:
         raise UserError(f"run: {command[0]}: command not found")
+    if not args.record and not args.listen:
+        raise UserError("run: say what to do: --record FILE, --listen [ADDR], or both")
     env = dict(os.environ)
     boot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
     env["PYTHONPATH"] = os.pathsep.join([boot, env["PYTHONPATH"]]) if env.get("PYTHONPATH") else boot
-    env["ORM_INSPECTOR_RECORD"] = os.path.abspath(args.record)
+    if args.record:
+        env["ORM_INSPECTOR_RECORD"] = os.path.abspath(args.record)
+    if args.listen:
+        env.update(_listen_env(args.listen, args.allow_remote))
     env["ORM_INSPECTOR_ROOT_PID"] = str(os.getpid())  # exec keeps the pid: the program's own
     sys.stdout.flush()
     sys.stderr.flush()
@@ -100,9 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a Python program (python app.py, gunicorn, pytest, ...) with the instrumentation "
                     "installed at interpreter start through a sitecustomize on PYTHONPATH (the program's own "
                     "sitecustomize still runs). Recording: one file per process; the program writes FILE, its "
-                    "forked workers and subprocesses write FILE's name with -<pid> next to it. Does not work "
-                    "for interpreters started with -S, -E or -I.")
-    run.add_argument("--record", metavar="FILE", required=True, help="trace file (.jsonl or .jsonl.gz)")
+                    "forked workers and subprocesses write FILE's name with -<pid> next to it. Listening: the "
+                    "program itself serves (its workers and subprocesses do not, yet). Does not work for "
+                    "interpreters started with -S, -E or -I.")
+    run.add_argument("--record", metavar="FILE", help="trace file (.jsonl or .jsonl.gz)")
+    run.add_argument("--listen", metavar="ADDR", nargs="?", const="auto",
+                     help="stream to viewers: unix:PATH or HOST:PORT (loopback); alone, a new private "
+                          "Unix socket. The address and the token's file are printed on stderr")
+    run.add_argument("--allow-remote", action="store_true", help="allow --listen on a non-loopback address")
     run.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     run.set_defaults(run=cmd_run)
     return parser

@@ -65,3 +65,46 @@ def test_usage_errors_are_one_line(tmp_path):
         r = run(tmp_path, *args)
         assert r.returncode != 0
         assert r.stderr.startswith("orm-inspector:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_listen_streams_the_program_to_a_viewer(tmp_path):
+    import re
+    import time
+
+    from orm_inspector.transports.client import LiveSource
+
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import time
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.orm import Session
+        engine = create_engine("sqlite://")
+        for _ in range(1000):
+            with Session(engine) as s:
+                s.execute(text("SELECT 'live'"))
+            time.sleep(0.01)
+    """))
+    app = subprocess.Popen([sys.executable, "-m", "orm_inspector", "run", "--listen", "--", sys.executable, "app.py"],
+                           cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        line = app.stderr.readline()
+        match = re.match(r"orm-inspector: listening on (\S+); token in (\S+)", line)
+        assert match, line
+        address, token_file = match.groups()
+        assert os.stat(token_file).st_mode & 0o777 == 0o600
+        deadline = time.monotonic() + 10
+        while True:  # the program may not be listening yet
+            try:
+                source = LiveSource(address, open(token_file).read())
+                break
+            except Exception:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        with source:
+            assert source.hello["pid"] == app.pid
+            for event in source:
+                if event["kind"] == "before_cursor_execute":
+                    assert event["statement"] == "SELECT 'live'"
+                    break
+    finally:
+        app.kill()
+        app.wait()

@@ -1,8 +1,9 @@
 """Put on PYTHONPATH by ``orm-inspector run``: instruments the program at interpreter start, before
 any of its threads exist, then hands over to the program's own sitecustomize, if it has one.
 
-Configuration comes from the environment the launcher set:
-ORM_INSPECTOR_RECORD (trace path), ORM_INSPECTOR_ROOT_PID (the launched process's pid).
+Configuration comes from the environment the launcher set: ORM_INSPECTOR_RECORD (trace path),
+ORM_INSPECTOR_LISTEN / _TOKEN / _ALLOW_REMOTE (live server), ORM_INSPECTOR_ROOT_PID (the launched
+process's pid: only it serves; it alone records to the path itself).
 """
 
 import os
@@ -13,6 +14,16 @@ _recording = None
 
 def _start() -> None:
     path = os.environ.get("ORM_INSPECTOR_RECORD")
+    listen = os.environ.get("ORM_INSPECTOR_LISTEN")
+    root = str(os.getpid()) == os.environ.get("ORM_INSPECTOR_ROOT_PID")
+    if listen and root:
+        try:
+            import orm_inspector
+
+            orm_inspector.serve(listen, token=os.environ.get("ORM_INSPECTOR_TOKEN"),
+                                allow_remote=bool(os.environ.get("ORM_INSPECTOR_ALLOW_REMOTE")))
+        except Exception as exc:  # noqa: BLE001 - the program runs anyway
+            print(f"orm-inspector: not listening: {type(exc).__name__}: {exc}", file=sys.stderr)
     if not path:
         return
     try:
@@ -21,7 +32,7 @@ def _start() -> None:
         from pathlib import Path
 
         target = Path(path)
-        if str(os.getpid()) != os.environ.get("ORM_INSPECTOR_ROOT_PID"):
+        if not root:
             target = child_path(target, os.getpid())  # a subprocess of the program: a file of its own
         global _recording  # held for the program's lifetime: finished at exit, like any recording
         _recording = orm_inspector.record(target)

@@ -1,0 +1,72 @@
+"""A viewer's side of the live stream: connect, say hello, get the state, then the events."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from .server import PROTOCOL, AddressError, parse_address
+
+_decode = msgspec.json.Decoder(dict).decode
+
+
+class SourceError(Exception):
+    """The live source cannot be had; the message is one line for the user."""
+
+
+class LiveSource:
+    """``LiveSource(address, token)``: ``.hello`` (pid, argv, the ``state`` at connection) and, when
+    iterated, the events as dicts (trace format), in order, until the app goes away."""
+
+    def __init__(self, address: str, token: str, timeout: float = 5.0) -> None:
+        try:
+            family, where = parse_address(address, allow_remote=True)
+        except AddressError as exc:
+            raise SourceError(str(exc)) from None
+        self.address = address
+        self._sock = socket.socket(socket.AF_UNIX if family == "unix" else socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(where)
+        except OSError as exc:
+            self._sock.close()
+            raise SourceError(f"{address}: cannot connect ({exc.strerror or exc})") from None
+        self._file = self._sock.makefile("rb")
+        self._sock.sendall(msgspec.json.encode({"hello": "orm-inspector", "version": PROTOCOL, "token": token})
+                           + b"\n")
+        line = self._file.readline()
+        if not line:
+            raise SourceError(f"{address}: the server closed the connection")
+        try:
+            hello = _decode(line)
+        except msgspec.DecodeError:
+            raise SourceError(f"{address}: not an orm-inspector server") from None
+        if not hello.get("ok"):
+            raise SourceError(f"{address}: refused: {hello.get('error', 'no reason given')}")
+        self.hello: dict[str, Any] = hello
+        self._sock.settimeout(None)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for line in self._file:
+            if line.endswith(b"\n"):
+                yield _decode(line)
+
+    def close(self) -> None:
+        try:  # wakes a thread blocked reading the stream, so that closing cannot wait for it
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        try:
+            self._file.close()
+        except Exception:  # noqa: BLE001 - a reader thread may still hold the buffer: it ends anyway
+            pass
+
+    def __enter__(self) -> LiveSource:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
