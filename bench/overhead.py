@@ -20,8 +20,11 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(workload: str, record: bool, size: int | None = None) -> dict:
+def run(workload: str, record: bool, size: int | None = None, mode: str = "record") -> dict:
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), workload]
+    if record and mode == "stuck":
+        cmd.append("--stuck-viewer")
+        record = False
     if size is not None:
         cmd += ["--size", str(size)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -31,12 +34,13 @@ def run(workload: str, record: bool, size: int | None = None) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def abba(workload: str, rounds: int, key: str = "seconds", size: int | None = None) -> tuple[list[float], list[float]]:
+def abba(workload: str, rounds: int, key: str = "seconds", size: int | None = None,
+         mode: str = "record") -> tuple[list[float], list[float]]:
     plain, recorded = [], []
     for r in range(rounds):
         order = (False, True, True, False) if r % 2 == 0 else (True, False, False, True)
         for record in order:
-            (recorded if record else plain).append(run(workload, record, size)[key])
+            (recorded if record else plain).append(run(workload, record, size, mode)[key])
     return plain, recorded
 
 
@@ -44,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes, for a smoke run")
-    parser.add_argument("--only", choices=["ratio", "flush", "memory"])
+    parser.add_argument("--only", choices=["ratio", "flush", "memory", "stuck"])
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
 
@@ -55,6 +59,12 @@ def main() -> None:
             p, r = statistics.median(plain), statistics.median(recorded)
             verdict = "ok" if r / p <= 1.10 else "OVER 1.10"
             print(f"  {workload:<5} plain {p:6.3f} s  recorded {r:6.3f} s  ratio {r / p:5.3f}  [{verdict}]")
+
+    if args.only in (None, "stuck"):
+        print(f"Time ratio with a live server and a viewer that never reads / plain ({rounds * 2} runs each):")
+        plain, stuck = abba("oltp", rounds, mode="stuck")
+        p, r = statistics.median(plain), statistics.median(stuck)
+        print(f"  oltp  plain {p:6.3f} s  stuck viewer {r:6.3f} s  ratio {r / p:5.3f}")
 
     if args.only in (None, "flush"):
         print("Added cost per flush (one changed object), by objects in the session:")

@@ -8,6 +8,7 @@ prints one JSON line of measurements.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -113,6 +114,24 @@ def flushes(engine, size: int, count: int = 200) -> float:
     return elapsed / count
 
 
+@contextlib.contextmanager
+def stuck_viewer():
+    """A live server with one viewer that says hello and then never reads a byte."""
+    import socket
+
+    import orm_inspector
+
+    server = orm_inspector.serve()
+    viewer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    viewer.connect(server.address[5:])
+    viewer.sendall(b'{"hello": "orm-inspector", "version": 1, "token": "%s"}\n' % server.token.encode())
+    try:
+        yield
+    finally:
+        viewer.close()
+        orm_inspector.uninstall()
+
+
 def settle() -> None:
     """Wait until the inspector's thread has handled everything queued so far (if it runs)."""
     deadline = time.monotonic() + 30
@@ -128,18 +147,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("workload", choices=["oltp", "bulk", "flushes"])
     parser.add_argument("--record")
+    parser.add_argument("--stuck-viewer", action="store_true",
+                        help="serve() with a viewer connected that never reads")
     parser.add_argument("--size", type=int)
     args = parser.parse_args()
     db = tempfile.NamedTemporaryFile(suffix=".db", delete=False).name
     try:
         engine = make_engine(db)
-        import contextlib
-
         ctx = contextlib.nullcontext()
         if args.record:
             import orm_inspector
 
             ctx = orm_inspector.record(args.record)
+        if args.stuck_viewer:
+            ctx = stuck_viewer()
         import resource
 
         start = time.perf_counter()

@@ -81,6 +81,7 @@ def uninstall() -> None:
         for server in list(_servers):
             server.close()
         _servers.clear()
+        dispatcher.interval = type(dispatcher).interval
         disable()
         dispatcher.stop()
         runtime.queue.clear()
@@ -88,6 +89,7 @@ def uninstall() -> None:
 
 _recorders: list[Recorder] = []
 _servers: list[Any] = []
+LIVE_INTERVAL = 0.02  # seconds between pumps while a live server runs (else 0.05)
 
 
 def serve(address: str | None = None, *, token: str | None = None, allow_remote: bool = False,
@@ -101,6 +103,7 @@ def serve(address: str | None = None, *, token: str | None = None, allow_remote:
     with _lock:
         server = LiveServer(address, token=token, allow_remote=allow_remote)
         _servers.append(server)
+        dispatcher.interval = LIVE_INTERVAL  # viewers watch as it happens: pump more often
         if not runtime.enabled:
             install(**options)
         else:
