@@ -120,3 +120,31 @@ def test_two_sessions_at_once_each_hold_their_own(sqlite_url, captured):
     assert folded(captured, a) == oracle(a) and folded(captured, b) == oracle(b)
     assert checked_out(captured, engine) == engine.pool.checkedout() == 0
 
+
+
+async def test_state_equals_sqlalchemy_under_asyncio(tmp_path, captured):
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    async with AsyncSession(engine, expire_on_commit=False) as s:
+        sync = s.sync_session
+        ann = Author(name="ann", books=[Book(title="a1")])
+        s.add(ann)
+        assert folded(captured, sync) == oracle(sync), "add"
+        await s.flush()
+        assert folded(captured, sync) == oracle(sync), "flush"
+        ann.name = "anne"
+        assert folded(captured, sync) == oracle(sync), "edit"
+        await s.commit()
+        assert folded(captured, sync) == oracle(sync), "commit"
+        await s.delete(ann)  # cascades to the loaded book
+        assert folded(captured, sync) == oracle(sync), "delete"
+        await s.rollback()
+        assert folded(captured, sync) == oracle(sync), "rollback"
+        authors = (await s.scalars(select(Author))).all()
+        assert folded(captured, sync) == oracle(sync), "load"
+        assert checked_out(captured, engine.sync_engine) == engine.sync_engine.pool.checkedout()
+        del authors
+    await engine.dispose()
