@@ -27,6 +27,7 @@ class LiveSource:
         except AddressError as exc:
             raise SourceError(str(exc)) from None
         self.address = address
+        self._closed = False
         self._sock = socket.socket(socket.AF_UNIX if family == "unix" else socket.AF_INET, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
@@ -50,11 +51,16 @@ class LiveSource:
         self._sock.settimeout(None)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for line in self._file:
-            if line.endswith(b"\n"):
-                yield _decode(line)
+        try:
+            for line in self._file:
+                if line.endswith(b"\n"):
+                    yield _decode(line)
+        except (ValueError, OSError):
+            if not self._closed:  # closed by close() from another thread: the stream just ends
+                raise
 
     def close(self) -> None:
+        self._closed = True
         try:  # wakes a thread blocked reading the stream, so that closing cannot wait for it
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
