@@ -78,6 +78,8 @@ def uninstall() -> None:
     with _lock:
         for recorder in list(_recorders):
             _stop_recorder(recorder)  # a final pass while capture is still on: exact at the end
+        if _servers:
+            dispatcher.pump(final=True)  # and the viewers get it too
         for server in list(_servers):
             server.close()
         _servers.clear()

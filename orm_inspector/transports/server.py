@@ -244,6 +244,16 @@ class LiveServer:
                 viewer.size += len(rest)
         self._update_interest()
 
+    def _flush(self, viewer: _Viewer, timeout: float = 1.0) -> None:
+        if not viewer.ready or not viewer.out:
+            return
+        try:
+            viewer.sock.setblocking(True)
+            viewer.sock.settimeout(timeout)
+            viewer.sock.sendall(b"".join(viewer.out))
+        except OSError:
+            pass
+
     def _update_interest(self) -> None:
         with self._lock:
             wanted = {id(v): bool(v.out) for v in self._viewers.values()}
@@ -289,6 +299,7 @@ class LiveServer:
         self._wake()
         self._thread.join(timeout=2)
         for v in list(self._viewers.values()):
+            self._flush(v)  # the last events reach the viewers that keep up
             self._drop(v, None)
         self._selector.close()
         self._listener.close()
