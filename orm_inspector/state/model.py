@@ -88,6 +88,11 @@ class State:
         self.errors = 0
 
     # ---- folding -------------------------------------------------------------------------------
+    def skip(self, seq: int, count: int) -> None:
+        """``count`` events up to ``seq`` that change nothing here (see FOLDED_KINDS) went by."""
+        self.seq = seq
+        self.events += count
+
     def apply(self, e: dict[str, Any]) -> None:
         self.seq = e.get("seq", self.seq)
         self.events += 1
@@ -354,6 +359,10 @@ _HANDLERS = {
     "dropped": _dropped,
     "inspector_error": _error,
 }
+
+
+#: Every kind the fold does something with: other events (statements, most of a stream) only move seq.
+FOLDED_KINDS = frozenset(_HANDLERS) | INTO_MAP | OUT_OF_MAP | _LIFECYCLE_OTHERS | EDITS
 
 
 def fold(events, upto: int | None = None) -> State:

@@ -25,6 +25,7 @@ import msgspec
 
 from .. import __version__, signals
 from ..state import State
+from ..state.model import FOLDED_KINDS
 from .recorder import _encoder
 
 PROTOCOL = 1
@@ -119,10 +120,13 @@ class LiveServer:
     # ---- the inspector's thread: fold and queue ----------------------------------------------------
     def _on_events(self, sender: str, events: list[Any]) -> None:
         data = _encoder.encode_lines(events)
-        plain = msgspec.to_builtins(events, enc_hook=str)
+        # Only what changes the state is converted and folded: statements, most of a stream, are not.
+        relevant = [e for e in events if e.kind in FOLDED_KINDS]
+        plain = msgspec.to_builtins(relevant, enc_hook=str)
         with self._lock:
             for e in plain:
                 self.state.apply(e)
+            self.state.skip(events[-1].seq, len(events) - len(relevant))
             for v in self._viewers.values():
                 if not v.ready:
                     continue
