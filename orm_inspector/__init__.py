@@ -95,15 +95,18 @@ LIVE_INTERVAL = 0.02  # seconds between pumps while a live server runs (else 0.0
 
 
 def serve(address: str | None = None, *, token: str | None = None, allow_remote: bool = False,
-          **options: Any) -> Any:
+          max_buffer: int = 8 << 20, **options: Any) -> Any:
     """Stream events to viewers (``orm-inspector connect``, or ``transports.client.LiveSource``) from a
     background thread. ``address``: None (a new private Unix socket), ``unix:PATH`` or ``HOST:PORT``
     (loopback only, unless ``allow_remote=True``). Returns a handle with ``.address``, ``.token`` and
     ``.close()``. Installs the instrumentation if needed; the same options as ``install()``."""
     from .transports.server import LiveServer
 
+    unknown = set(options) - {"redact", "callsites", "max_queue"}
+    if unknown:
+        raise TypeError(f"serve() got unexpected options: {', '.join(sorted(unknown))}")
     with _lock:
-        server = LiveServer(address, token=token, allow_remote=allow_remote)
+        server = LiveServer(address, token=token, allow_remote=allow_remote, max_buffer=max_buffer)
         _servers.append(server)
         dispatcher.interval = LIVE_INTERVAL  # viewers watch as it happens: pump more often
         if not runtime.enabled:
@@ -128,9 +131,9 @@ def record(path: str | os.PathLike[str], **options: Any) -> Iterator[Recorder]:
     with _lock:
         installed_here = not runtime.enabled
         dispatcher.pump()  # what happened before the recording is not part of it
-        if not _recorders:
-            dispatcher.seq = 0  # so that this file's seq starts at 1 without renumbering
-        recorder = Recorder(path)
+        if not _recorders and not _servers:
+            dispatcher.seq = 0  # no one else numbers from here: the file's seq starts at 1 as it is
+        recorder = Recorder(path)  # (else it renumbers its own copy, and viewers keep theirs)
         recorder.start()
         _recorders.append(recorder)
         if installed_here:
@@ -163,6 +166,9 @@ def _at_exit() -> None:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()  # another thread may have held it at the fork
+    for server in _servers:  # the parent's: its socket, its viewers. Let go, close nothing of theirs
+        server.abandon()
+    _servers.clear()
     # Registered after the runtime's, the dispatcher's and the recorders' own handlers (this module
     # imports them first): the thread restarts once the child's files are open.
     if dispatcher.was_running and runtime.enabled:

@@ -61,6 +61,10 @@ def _listen_env(listen: str, allow_remote: bool) -> dict[str, str]:
         family, where = parse_address(None if listen == "auto" else listen, allow_remote)
     except AddressError as exc:
         raise UserError(f"run: --listen {exc}") from None
+    if family == "tcp" and not 0 < where[1] < 65536:
+        raise UserError(f"run: --listen {listen}: give a port between 1 and 65535 (the address is printed now)")
+    if family == "unix" and os.path.exists(where):
+        raise UserError(f"run: --listen {listen}: {where} already exists")
     address = f"unix:{where}" if family == "unix" else f"{where[0]}:{where[1]}"
     token = secrets.token_urlsafe(24)
     folder = os.path.dirname(where) if family == "unix" and listen == "auto" else None
@@ -99,7 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     env["ORM_INSPECTOR_ROOT_PID"] = str(os.getpid())  # exec keeps the pid: the program's own
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(command[0], command, env)
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        raise UserError(f"run: {command[0]}: {exc.strerror}") from None
     return 0  # not reached
 
 

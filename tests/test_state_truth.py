@@ -38,7 +38,7 @@ def folded(captured, session: Session) -> dict:
     return {
         "identity_map": sorted((o.key, o.cls, list(o.identity), o.state, o.expired) for o in s.identity_map.values()),
         "new": sorted(s.new),
-        "dirty": sorted(k for k in s.dirty if k in s.identity_map),
+        "dirty": sorted(k for k in s.dirty if k in s.identity_map and k not in s.deleted),
         "deleted": sorted(s.deleted),
     }
 
@@ -65,12 +65,21 @@ def steps(s: Session):
     yield "flushed inside a savepoint"
     nested.rollback()
     yield "savepoint rolled back"
+    bob.name = "robert"
     s.expire(bob, ["name"])
-    yield "partial expire"
+    yield "partial expire (still modified for SQLAlchemy)"
     _ = bob.name
     yield "refresh"
     s.rollback()
     yield "rollback"
+    ann.name = "annie"
+    with s.no_autoflush:
+        s.delete(ann)
+        yield "edited then marked deleted"
+        s.add(ann)
+        yield "deleted then added back: dirty again"
+    s.rollback()
+    yield "rollback again"
     authors = s.scalars(select(Author).options(selectinload(Author.books))).all()
     yield "loaded"
     del authors
@@ -148,3 +157,28 @@ async def test_state_equals_sqlalchemy_under_asyncio(tmp_path, captured):
         assert checked_out(captured, engine.sync_engine) == engine.sync_engine.pool.checkedout()
         del authors
     await engine.dispose()
+
+
+def test_pooled_connections_follow_invalidate_detach_and_nullpool(sqlite_url, captured):
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        conn.invalidate()  # closed behind the pool: never idle again
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        assert checked_out(captured, engine) == engine.pool.checkedout() == 1
+    conn = engine.connect()
+    conn.detach()  # no longer the pool's
+    conn.close()
+    state = fold(msgspec.to_builtins(e) for e in captured.sync())
+    live = [c for c in state.connections.values() if c.pool == engine.pool.__dict__[runtime.ATTR]]
+    assert [c.status for c in live] == ["idle"] * engine.pool.checkedin()
+    assert checked_out(captured, engine) == engine.pool.checkedout() == 0
+
+    null = create_engine(sqlite_url, poolclass=NullPool)
+    for _ in range(20):
+        with null.connect() as c:
+            c.exec_driver_sql("SELECT 1")
+    state = fold(msgspec.to_builtins(e) for e in captured.sync())
+    assert not [c for c in state.connections.values() if c.pool == null.pool.__dict__[runtime.ATTR]]

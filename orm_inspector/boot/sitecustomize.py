@@ -20,7 +20,7 @@ def _start() -> None:
         try:
             import orm_inspector
 
-            orm_inspector.serve(listen, token=os.environ.get("ORM_INSPECTOR_TOKEN"),
+            orm_inspector.serve(listen, token=os.environ.pop("ORM_INSPECTOR_TOKEN", None),
                                 allow_remote=bool(os.environ.get("ORM_INSPECTOR_ALLOW_REMOTE")))
         except Exception as exc:  # noqa: BLE001 - the program runs anyway
             print(f"orm-inspector: not listening: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -52,8 +52,10 @@ def _chain() -> None:
         import importlib
 
         importlib.import_module("sitecustomize")
-    except ImportError:
-        pass
+    except ImportError as exc:
+        if exc.name != "sitecustomize":  # the program's own sitecustomize failed: say so, as Python does
+            print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(exc).__name__}: {exc}",
+                  file=sys.stderr)
     finally:
         sys.path[:] = saved
         if mine is not None and "sitecustomize" not in sys.modules:

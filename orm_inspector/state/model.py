@@ -82,6 +82,7 @@ class State:
         # (and each time-travel snapshot of it) does not grow with every session the app ever used.
         self.closed_sessions: dict[str, int] = {}
         self.connections: dict[str, ConnectionState] = {}
+        self.closed_connections = 0  # closed or detached: gone from ``connections``
         self.pools: dict[str, dict[str, Any]] = {}
         self.events = 0
         self.dropped = 0
@@ -161,8 +162,7 @@ class State:
             o.state = "detached"
         elif kind == "deleted_mark":
             if key in s.identity_map:
-                s.deleted.add(key)
-                s.dirty.discard(key)
+                s.deleted.add(key)  # session.dirty leaves it out while it is marked (see to_json)
         elif kind == "deleted_unmark":
             s.deleted.discard(key)
 
@@ -175,8 +175,7 @@ class State:
             return
         if e.get("attr"):
             o.modified.add(e["attr"])
-        if o.key not in s.deleted:
-            s.dirty.add(o.key)
+        s.dirty.add(o.key)
 
     # ---- json ------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -192,7 +191,7 @@ class State:
                     {**o.ref(), "state": o.state, "modified": sorted(o.modified), "expired": o.expired}
                     for o in s.identity_map.values()],
                 "new": [o.ref() for o in s.new.values()],
-                "dirty": [s.identity_map[k].ref() for k in s.identity_map if k in s.dirty],
+                "dirty": [s.identity_map[k].ref() for k in s.identity_map if k in s.dirty and k not in s.deleted],
                 "deleted": [s.identity_map[k].ref() for k in s.identity_map if k in s.deleted],
                 "flushed_deleted": [o.ref() for o in s.flushed_deleted.values()],
                 "transaction": None if root is None else {
@@ -210,7 +209,8 @@ class State:
             "connections": [{"id": c.id, "pool": c.pool, "status": c.status, "session": c.session,
                              "checkouts": c.checkouts} for c in self.connections.values()],
             "counters": {"events": self.events, "dropped": self.dropped, "inspector_errors": self.errors,
-                         "closed_sessions": len(self.closed_sessions)},
+                         "closed_sessions": len(self.closed_sessions),
+                         "closed_connections": self.closed_connections},
         }
 
 
@@ -271,21 +271,26 @@ def _expire(st: State, e: dict[str, Any]) -> None:
     if o is None:
         return
     attrs = e.get("attrs")
-    if attrs is None:
+    if attrs is None:  # the whole object: its changes are gone, it is no longer modified
         o.expired = True
         o.modified.clear()
         s.dirty.discard(o.key)
-    else:
+    else:  # some attributes: their changes are gone, but SQLAlchemy still counts the object modified
         o.modified.difference_update(attrs)
-        if not o.modified:
-            s.dirty.discard(o.key)
 
 
 def _refresh(st: State, e: dict[str, Any]) -> None:
     s = st.session(e["session"]) if e.get("session") else None
     o = s.identity_map.get(e["obj"]["key"]) if s else None
-    if o is not None:  # loaded again: SQLAlchemy's "expired" (the whole object) is over
-        o.expired = False
+    if o is None:
+        return
+    o.expired = False  # loaded again: SQLAlchemy's "expired" (the whole object) is over
+    attrs = e.get("attrs")
+    if attrs is None:  # loaded from a row as a whole (populate_existing): unmodified
+        o.modified.clear()
+        s.dirty.discard(o.key)
+    else:
+        o.modified.difference_update(attrs)
 
 
 def _session_close(st: State, e: dict[str, Any]) -> None:
@@ -317,14 +322,20 @@ def _pool_event(status: str | None, holder_cleared: bool = False):
         c = _conn(st, e)
         if c is None:
             return
-        if status is not None:
-            c.status = status
+        if status is not None and not (status == "idle" and c.status == "invalidated"):
+            c.status = status  # an invalidated connection checked in stays invalidated
         if holder_cleared:
             c.session = None
         if e["kind"] == "checkout":
             c.checkouts += 1
 
     return handler
+
+
+def _gone(st: State, e: dict[str, Any]) -> None:
+    """The DBAPI connection was closed, or left the pool (detach): no longer the pool's."""
+    if st.connections.pop(e.get("connection"), None) is not None:
+        st.closed_connections += 1
 
 
 def _pool_info(st: State, e: dict[str, Any]) -> None:
@@ -354,8 +365,8 @@ _HANDLERS = {
     "checkout": _pool_event("checked_out"),
     "checkin": _pool_event("idle", holder_cleared=True),
     "invalidate": _pool_event("invalidated", holder_cleared=True),
-    "close": _pool_event("closed", holder_cleared=True),
-    "close_detached": _pool_event("closed", holder_cleared=True),
+    "close": _gone,
+    "detach": _gone,
     "dropped": _dropped,
     "inspector_error": _error,
 }

@@ -36,16 +36,22 @@ class LiveSource:
             self._sock.close()
             raise SourceError(f"{address}: cannot connect ({exc.strerror or exc})") from None
         self._file = self._sock.makefile("rb")
-        self._sock.sendall(msgspec.json.encode({"hello": "orm-inspector", "version": PROTOCOL, "token": token})
-                           + b"\n")
-        line = self._file.readline()
-        if not line:
-            raise SourceError(f"{address}: the server closed the connection")
         try:
-            hello = _decode(line)
+            self._sock.sendall(msgspec.json.encode({"hello": "orm-inspector", "version": PROTOCOL, "token": token})
+                               + b"\n")
+            line = self._file.readline()
+        except OSError as exc:  # a timeout too
+            self.close()
+            raise SourceError(f"{address}: no answer ({exc.strerror or type(exc).__name__})") from None
+        try:
+            hello = _decode(line) if line else None
         except msgspec.DecodeError:
-            raise SourceError(f"{address}: not an orm-inspector server") from None
+            hello = None
+        if not isinstance(hello, dict) or "ok" not in hello:
+            self.close()
+            raise SourceError(f"{address}: not an orm-inspector server, or it closed the connection")
         if not hello.get("ok"):
+            self.close()
             raise SourceError(f"{address}: refused: {hello.get('error', 'no reason given')}")
         self.hello: dict[str, Any] = hello
         self._sock.settimeout(None)

@@ -31,6 +31,7 @@ from .recorder import _encoder
 PROTOCOL = 1
 HELLO_TIMEOUT = 5.0
 MAX_HELLO = 4096
+MAX_PENDING = 32  # connections waiting to say hello
 _encode = msgspec.json.Encoder().encode
 
 
@@ -92,12 +93,14 @@ class LiveServer:
         if self.family == "unix":
             if os.path.exists(where):
                 raise AddressError(f"{where}: already exists")
+            if not where:
+                raise AddressError("unix: needs a path")
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old = os.umask(0o177)  # the socket file: 0600, only this user
             try:
                 self._listener.bind(where)
-            finally:
-                os.umask(old)
+            except OSError as exc:
+                raise AddressError(f"{where}: {exc.strerror}") from None
+            os.chmod(where, 0o600)  # only this user (the default folder is 0700 already)
             self.address = f"unix:{where}"
         else:
             self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -124,8 +127,13 @@ class LiveServer:
         relevant = [e for e in events if e.kind in FOLDED_KINDS]
         plain = msgspec.to_builtins(relevant, enc_hook=str)
         with self._lock:
-            for e in plain:
-                self.state.apply(e)
+            try:
+                for e in plain:
+                    self.state.apply(e)
+            except Exception as exc:  # noqa: BLE001 - the viewers still get the events
+                from ..hooks import runtime
+
+                runtime.record_error("live state", exc)
             self.state.skip(events[-1].seq, len(events) - len(relevant))
             for v in self._viewers.values():
                 if not v.ready:
@@ -166,6 +174,12 @@ class LiveServer:
                     sock, _ = self._listener.accept()
                 except (BlockingIOError, InterruptedError):
                     break
+                except OSError:  # out of file descriptors, say: do not spin
+                    time.sleep(0.05)
+                    break
+                pending = [v for v in self._viewers.values() if not v.ready]
+                if len(pending) >= MAX_PENDING:  # too many that have not said hello: the oldest goes
+                    self._drop(min(pending, key=lambda v: v.since), "too many connections waiting")
                 sock.setblocking(False)
                 viewer = _Viewer(sock)
                 with self._lock:
@@ -216,7 +230,8 @@ class LiveServer:
         elif hello.get("version") != PROTOCOL:
             self._drop(viewer, f"protocol version {hello.get('version')!r} is not {PROTOCOL}: "
                                "use the same orm-inspector version on both sides")
-        elif not isinstance(hello.get("token"), str) or not secrets.compare_digest(hello["token"], self.token):
+        elif not isinstance(hello.get("token"), str) or not secrets.compare_digest(
+                hello["token"].encode("utf-8", "replace"), self.token.encode()):
             self._drop(viewer, "wrong token")
         else:
             with self._lock:  # the snapshot and the first queued batch meet exactly here
@@ -249,12 +264,14 @@ class LiveServer:
         self._update_interest()
 
     def _flush(self, viewer: _Viewer, timeout: float = 1.0) -> None:
-        if not viewer.ready or not viewer.out:
+        with self._lock:
+            data = b"".join(viewer.out) if viewer.ready else b""
+        if not data:
             return
         try:
             viewer.sock.setblocking(True)
             viewer.sock.settimeout(timeout)
-            viewer.sock.sendall(b"".join(viewer.out))
+            viewer.sock.sendall(data)
         except OSError:
             pass
 
@@ -302,7 +319,9 @@ class LiveServer:
         self._closed = True
         self._wake()
         self._thread.join(timeout=2)
-        for v in list(self._viewers.values()):
+        with self._lock:
+            viewers = list(self._viewers.values())
+        for v in viewers:
             self._flush(v)  # the last events reach the viewers that keep up
             self._drop(v, None)
         self._selector.close()
@@ -315,6 +334,18 @@ class LiveServer:
                 os.unlink(path)
             except OSError:
                 pass
+
+    def abandon(self) -> None:
+        """In a forked child: stop serving without touching what belongs to the parent (no unlink,
+        no goodbye to its viewers): just close our copies of the descriptors."""
+        signals.events.disconnect(self._on_events)
+        self._closed = True
+        for sock in [self._listener, self._wake_r, self._wake_w, *(v.sock for v in self._viewers.values())]:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._viewers.clear()
 
     def viewers(self) -> int:
         with self._lock:
