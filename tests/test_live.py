@@ -233,3 +233,48 @@ def test_end_to_end_app_and_viewer_processes(tmp_path):
     finally:
         if app.poll() is None:
             app.kill()
+
+
+FORK_APP = textwrap.dedent("""
+    import os, sys, time, pathlib
+    import orm_inspector
+    from sqlalchemy import create_engine, text
+    srv = orm_inspector.serve()
+    pathlib.Path(sys.argv[1]).write_text(srv.address + "\\n" + srv.token)
+    while not pathlib.Path(sys.argv[2]).exists():
+        time.sleep(0.02)
+    pid = os.fork()
+    if pid == 0:  # a worker: its own work, a normal exit (atexit runs)
+        with create_engine("sqlite://").connect() as c:
+            c.execute(text("SELECT 'child'"))
+        sys.exit(0)
+    os.waitpid(pid, 0)
+    print("socket still there:", os.path.exists(srv.address[5:]), flush=True)
+    with create_engine("sqlite://").connect() as c:
+        c.execute(text("SELECT 'parent after fork'"))
+    time.sleep(1)
+""")
+
+
+def test_a_forked_child_leaves_the_parents_server_alone(tmp_path):
+    info, go = tmp_path / "info", tmp_path / "go"
+    app = subprocess.Popen([sys.executable, "-c", FORK_APP, str(info), str(go)], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not info.exists() or "\n" not in info.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        address, token = info.read_text().split("\n")
+        with LiveSource(address, token) as source:
+            go.write_text("go")
+            statements = []
+            for event in source:
+                if event["kind"] == "before_cursor_execute":
+                    statements.append((event["statement"], event["pid"]))
+                    if "parent after fork" in event["statement"]:
+                        break
+        assert statements == [("SELECT 'parent after fork'", app.pid)]
+        assert "socket still there: True" in app.stdout.readline()
+    finally:
+        app.kill()
+        app.wait()
