@@ -180,6 +180,7 @@ FAMILIES: dict[type[Event], str] = {
 OWN_KINDS = frozenset(
     {
         "session_close",
+        "session_gone",
         "deleted_mark",
         "deleted_unmark",
         "gc_evicted",

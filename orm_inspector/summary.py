@@ -102,6 +102,8 @@ class Summary:
         s = self._session(e)
         s.closed, s.open_transaction = True, False
 
+    _on_session_gone = _on_session_close
+
     def _on_before_flush(self, e: dict[str, Any]) -> None:
         self._session(e).flushes += 1
 

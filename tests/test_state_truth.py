@@ -182,3 +182,21 @@ def test_pooled_connections_follow_invalidate_detach_and_nullpool(sqlite_url, ca
             c.exec_driver_sql("SELECT 1")
     state = fold(msgspec.to_builtins(e) for e in captured.sync())
     assert not [c for c in state.connections.values() if c.pool == null.pool.__dict__[runtime.ATTR]]
+
+
+def test_a_session_dropped_without_close_leaves_the_state(sqlite_url, captured):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    s = Session(engine)
+    s.add(Author(name="ann"))
+    s.flush()  # in a transaction, holding a connection
+    sid = f"s{s.hash_key}"
+    state = fold(msgspec.to_builtins(e) for e in captured.sync())
+    assert sid in state.sessions
+    [conn] = [c for c in state.connections.values() if c.session == sid]
+    assert conn.thread == "MainThread" and conn.since and conn.site.endswith(":test_a_session_dropped_without_close_leaves_the_state")
+    del s
+    gc.collect()
+    state = fold(msgspec.to_builtins(e) for e in captured.sync())
+    assert sid not in state.sessions
+    assert checked_out(captured, engine) == engine.pool.checkedout() == 0

@@ -72,7 +72,7 @@ def track(session: Any) -> Track:
     t = tracks.get(key)
     if t is None:
         t = tracks[key] = Track(f"s{key}")
-        weakref.finalize(session, tracks.pop, key, None)
+        weakref.finalize(session, _gone, key)
     if t.generation != runtime.scope_generation:
         t.generation = runtime.scope_generation
         t.on = runtime.scope is None or runtime.scope.covers_session(session)
@@ -82,6 +82,14 @@ def track(session: Any) -> Track:
 
 # ---- session and transaction events -----------------------------------------------------------
 _ORIGINS: dict[Any, str] = {}  # SessionTransactionOrigin -> our name, filled as they are met
+
+
+def _gone(key: int) -> None:
+    """The Session was garbage-collected (maybe never closed): its objects and transaction go with it.
+    Runs wherever the collection happens: append only."""
+    t = tracks.pop(key, None)
+    if t is not None and t.on and runtime.enabled and wanted(signals.session):
+        emit(SessionEvent(ts=now(), kind="session_gone", pid=runtime.pid, thread=thread_name(), session=t.sid))
 
 
 def _txn_origin(transaction: Any) -> str:

@@ -70,6 +70,9 @@ class ConnectionState:
     status: str = "idle"
     session: str | None = None
     checkouts: int = 0
+    thread: str | None = None  # while checked out: who took it, since when, from where
+    since: float | None = None
+    site: str | None = None
 
 
 class State:
@@ -207,7 +210,8 @@ class State:
             "seq": self.seq,
             "sessions": sessions,
             "connections": [{"id": c.id, "pool": c.pool, "status": c.status, "session": c.session,
-                             "checkouts": c.checkouts} for c in self.connections.values()],
+                             "checkouts": c.checkouts, "thread": c.thread, "since": c.since, "site": c.site}
+                            for c in self.connections.values()],
             "counters": {"events": self.events, "dropped": self.dropped, "inspector_errors": self.errors,
                          "closed_sessions": len(self.closed_sessions),
                          "closed_connections": self.closed_connections},
@@ -293,6 +297,13 @@ def _refresh(st: State, e: dict[str, Any]) -> None:
         o.modified.difference_update(attrs)
 
 
+def _session_gone(st: State, e: dict[str, Any]) -> None:
+    """Garbage-collected: whatever it held (objects, an open transaction) is gone with it."""
+    sid = e["session"]
+    if st.sessions.pop(sid, None) is not None:
+        st.closed_sessions[sid] = st.seq
+
+
 def _session_close(st: State, e: dict[str, Any]) -> None:
     # close() empties the session (expunge_all); objects it still held are detached by the events
     # around this one, and those garbage-collected unnoticed are gone with it.
@@ -325,9 +336,10 @@ def _pool_event(status: str | None, holder_cleared: bool = False):
         if status is not None and not (status == "idle" and c.status == "invalidated"):
             c.status = status  # an invalidated connection checked in stays invalidated
         if holder_cleared:
-            c.session = None
+            c.session = c.thread = c.since = c.site = None
         if e["kind"] == "checkout":
             c.checkouts += 1
+            c.thread, c.since, c.site = e.get("thread"), e.get("ts"), e.get("site")
 
     return handler
 
@@ -360,6 +372,7 @@ _HANDLERS = {
     "expire": _expire,
     "refresh": _refresh,
     "session_close": _session_close,
+    "session_gone": _session_gone,
     "pool_info": _pool_info,
     "connect": _pool_event("idle"),
     "checkout": _pool_event("checked_out"),
