@@ -15,7 +15,6 @@ import random
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine, create_engine, func, make_url, select, update
@@ -39,6 +38,11 @@ INITIAL_STOCK = 40
 
 class OutOfStock(Exception):
     """The shop's business rule: an order cannot take more copies than there are on the shelf."""
+
+
+class ShopClosed(Exception):
+    """``run(stop=...)`` was told to stop: a clerk leaves in the middle of its work, as a killed
+    worker would (its open Session rolls back when its ``with`` block ends)."""
 
 
 class VoucherRejected(Exception):
@@ -84,10 +88,12 @@ class Clerk(threading.Thread):
     """A shop assistant: one thread running the units of work below, each with a new Session."""
 
     def __init__(self, number: int, sessions: sessionmaker[Session], customer_ids: list[int],
-                 book_ids: list[int], *, rounds: int, pause: float, log: Log) -> None:
+                 book_ids: list[int], *, rounds: int, pause: float, log: Log,
+                 stop: threading.Event | None = None) -> None:
         super().__init__(name=f"clerk-{number}", daemon=True)
         self.sessions, self.customer_ids, self.book_ids = sessions, customer_ids, book_ids
         self.rounds, self.pause, self.log = rounds, pause, log
+        self.stop = stop or threading.Event()
         self.rng = random.Random(number)
         self.error: BaseException | None = None
         self.order_id = 0  # this round's order, amended later
@@ -102,13 +108,15 @@ class Clerk(threading.Thread):
                 for unit in units:
                     unit()
                     self.step()
+        except ShopClosed:
+            pass
         except BaseException as exc:  # handed to run(), which raises it in the caller's thread
             self.error = exc
 
     def step(self) -> None:
         """Give a live inspector time to show what just happened."""
-        if self.pause > 0:
-            time.sleep(self.pause)
+        if self.stop.wait(self.pause) if self.pause > 0 else self.stop.is_set():
+            raise ShopClosed
 
     def say(self, message: str) -> None:
         self.log(f"{self.name}: {message}")
@@ -272,11 +280,12 @@ def make_engine(url: str, threads: int) -> Engine:
 
 
 def run(url: str | None = None, *, rounds: int = 1, pause: float = 0.0, threads: int = 3,
-        log: Log = print) -> None:
+        log: Log = print, stop: threading.Event | None = None) -> None:
     """Run the bookshop once: create the tables, seed them, run ``threads`` clerks for ``rounds``
     rounds with ``pause`` seconds between steps, and clean up. The default database is a SQLite file
     in a temporary directory, removed at the end; with a ``url``, the demo's five tables are created
-    in that (empty) database and dropped at the end. ``log`` gets one line per unit of work."""
+    in that (empty) database and dropped at the end. ``log`` gets one line per unit of work. Setting
+    ``stop`` ends the clerks at their next step."""
     tmpdir = None
     if url is None:
         tmpdir = tempfile.mkdtemp(prefix="orm-inspector-demo-")
@@ -287,7 +296,7 @@ def run(url: str | None = None, *, rounds: int = 1, pause: float = 0.0, threads:
         customer_ids, book_ids = seed(engine)
         log(f"bookshop open: {len(book_ids)} books, {len(customer_ids)} customers, {threads} clerks")
         sessions = sessionmaker(engine)
-        clerks = [Clerk(n, sessions, customer_ids, book_ids, rounds=rounds, pause=pause, log=log)
+        clerks = [Clerk(n, sessions, customer_ids, book_ids, rounds=rounds, pause=pause, log=log, stop=stop)
                   for n in range(1, threads + 1)]
         for clerk in clerks:
             clerk.start()

@@ -35,6 +35,11 @@ class ObjectState:
     state: str = "transient"
     modified: set[str] = field(default_factory=set)
     expired: bool = False
+    # attr -> [old, new], or {"added": [...], "removed": [...]} for a collection: the edits since the
+    # last flush, as attribute events told them (cleared with ``modified``), and what the last flush
+    # of this object wrote (from after_flush).
+    changes: dict[str, Any] = field(default_factory=dict)
+    flushed: dict[str, Any] = field(default_factory=dict)
 
     def ref(self) -> dict[str, Any]:
         return {"cls": self.cls, "identity": self.identity, "key": self.key}
@@ -46,6 +51,7 @@ class TransactionState:
     origin: str
     parent: str | None = None
     connections: list[str] = field(default_factory=list)
+    since: float | None = None
 
 
 @dataclass
@@ -58,6 +64,12 @@ class SessionState:
     deleted: set[str] = field(default_factory=set)
     flushed_deleted: dict[str, ObjectState] = field(default_factory=dict)
     transactions: dict[str, TransactionState] = field(default_factory=dict)  # open ones, in order
+    thread: str | None = None  # of its last event
+    since: float | None = None  # its first event
+    last: float | None = None  # its last event
+    flushing: str | None = None  # the flush under way, from before_flush to after_flush_postexec
+    flushes: int = 0
+    statements: int = 0
 
     def objects(self) -> dict[str, ObjectState]:
         return {**self.identity_map, **self.new, **self.flushed_deleted}
@@ -73,6 +85,7 @@ class ConnectionState:
     thread: str | None = None  # while checked out: who took it, since when, from where
     since: float | None = None
     site: str | None = None
+    invalidations: int = 0
 
 
 class State:
@@ -84,6 +97,7 @@ class State:
         # Closed sessions hold nothing: kept as id -> seq of the close, so that a long trace's state
         # (and each time-travel snapshot of it) does not grow with every session the app ever used.
         self.closed_sessions: dict[str, int] = {}
+        self.closed_earlier = 0  # closed before a snapshot this state started from (from_json)
         self.connections: dict[str, ConnectionState] = {}
         self.closed_connections = 0  # closed or detached: gone from ``connections``
         self.pools: dict[str, dict[str, Any]] = {}
@@ -101,6 +115,11 @@ class State:
         self.seq = e.get("seq", self.seq)
         self.events += 1
         kind = e["kind"]
+        sid = e.get("session")
+        if sid is not None:
+            s = self.sessions.get(sid)
+            if s is not None:
+                s.thread, s.last = e.get("thread"), e.get("ts")
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, e)
@@ -116,6 +135,12 @@ class State:
             self.closed_sessions.pop(sid, None)  # a closed Session used again
         return s
 
+    def _noted(self, s: SessionState, e: dict[str, Any]) -> None:
+        """First and last activity of a session created by this event."""
+        if s.since is None:
+            s.since = e.get("ts")
+        s.thread, s.last = e.get("thread"), e.get("ts")
+
     def _obj(self, s: SessionState, ref: dict[str, Any]) -> ObjectState:
         key = ref["key"]
         o = s.identity_map.get(key) or s.new.get(key) or s.flushed_deleted.get(key)
@@ -128,6 +153,7 @@ class State:
         if kind == "transient_to_pending" or kind in INTO_MAP:
             s = self.session(e["session"])
             s.closed = False  # a closed Session can be used again
+            self._noted(s, e)
         else:  # leaving, or marked: of a session we know, else nothing to undo
             s = self.sessions.get(e["session"])
             if s is None:
@@ -147,13 +173,13 @@ class State:
             o.state = "persistent"
             if kind == "loaded_as_persistent":
                 o.expired = False
-                o.modified.clear()
+                o.modified.clear(), o.changes.clear()
             s.identity_map[key] = o
         elif kind in OUT_OF_MAP:
             s.identity_map.pop(key, None)
             s.dirty.discard(key)
             s.deleted.discard(key)
-            o.modified.clear()
+            o.modified.clear(), o.changes.clear()
             if kind == "persistent_to_deleted":
                 o.state = "deleted"
                 s.flushed_deleted[key] = o
@@ -176,13 +202,15 @@ class State:
         o = s.identity_map.get(e["obj"]["key"])
         if o is None:
             return
-        if e.get("attr"):
-            o.modified.add(e["attr"])
+        attr = e.get("attr")
+        if attr:
+            o.modified.add(attr)
+            _note_change(o.changes, e["kind"], attr, e)
         s.dirty.add(o.key)
 
     # ---- json ------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """The contract's ``state --json`` form (version 1)."""
+        """The contract's ``state --json`` form (version 1), with this project's added fields."""
         sessions = []
         for s in self.sessions.values():
             txns = list(s.transactions.values())
@@ -191,7 +219,9 @@ class State:
                 "id": s.id,
                 "closed": s.closed,
                 "identity_map": [
-                    {**o.ref(), "state": o.state, "modified": sorted(o.modified), "expired": o.expired}
+                    {**o.ref(), "state": o.state, "modified": sorted(o.modified), "expired": o.expired,
+                     **({"changes": o.changes} if o.changes else {}),
+                     **({"flushed": o.flushed} if o.flushed else {})}
                     for o in s.identity_map.values()],
                 "new": [o.ref() for o in s.new.values()],
                 "dirty": [s.identity_map[k].ref() for k in s.identity_map if k in s.dirty and k not in s.deleted],
@@ -202,20 +232,87 @@ class State:
                     "nested": [t.id for t in txns if t.origin == "nested"],
                     "connections": list(dict.fromkeys(c for t in txns for c in t.connections)),
                 },
+                "transactions": [{"id": t.id, "origin": t.origin, "parent": t.parent, "since": t.since,
+                                  "connections": t.connections} for t in txns],
+                "thread": s.thread, "since": s.since, "last": s.last, "flushing": s.flushing,
+                "flushes": s.flushes, "statements": s.statements,
             })
         recent = list(self.closed_sessions)[-CLOSED_SHOWN:]
         sessions += [{"id": sid, "closed": True, "identity_map": [], "new": [], "dirty": [], "deleted": [],
-                      "flushed_deleted": [], "transaction": None} for sid in recent]
+                      "flushed_deleted": [], "transaction": None, "closed_at": self.closed_sessions[sid]}
+                     for sid in recent]
         return {
             "seq": self.seq,
             "sessions": sessions,
             "connections": [{"id": c.id, "pool": c.pool, "status": c.status, "session": c.session,
-                             "checkouts": c.checkouts, "thread": c.thread, "since": c.since, "site": c.site}
+                             "checkouts": c.checkouts, "thread": c.thread, "since": c.since, "site": c.site,
+                             "invalidations": c.invalidations}
                             for c in self.connections.values()],
+            "pools": self.pools,
             "counters": {"events": self.events, "dropped": self.dropped, "inspector_errors": self.errors,
-                         "closed_sessions": len(self.closed_sessions),
+                         "closed_sessions": len(self.closed_sessions) + self.closed_earlier,
                          "closed_connections": self.closed_connections},
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> State:
+        """The state that ``to_json()`` gave: how a live viewer starts from the server's snapshot.
+        Closed sessions beyond the listed ones come back as a count only."""
+        st = cls()
+        st.seq = data.get("seq", 0)
+        for sj in data.get("sessions", ()):
+            if sj.get("closed") and not sj.get("transaction") and "closed_at" in sj:
+                st.closed_sessions[sj["id"]] = sj["closed_at"]
+                continue
+            s = st.sessions[sj["id"]] = SessionState(sj["id"], closed=sj.get("closed", False))
+            for name in ("thread", "since", "last", "flushing", "flushes", "statements"):
+                if sj.get(name) is not None:
+                    setattr(s, name, sj[name])
+            for oj in sj.get("identity_map", ()):
+                s.identity_map[oj["key"]] = ObjectState(
+                    oj["cls"], oj.get("identity"), oj["key"], oj.get("state", "persistent"),
+                    set(oj.get("modified", ())), oj.get("expired", False), dict(oj.get("changes") or {}),
+                    dict(oj.get("flushed") or {}))
+            for oj in sj.get("new", ()):
+                s.new[oj["key"]] = ObjectState(oj["cls"], oj.get("identity"), oj["key"], "pending")
+            for oj in sj.get("flushed_deleted", ()):
+                s.flushed_deleted[oj["key"]] = ObjectState(oj["cls"], oj.get("identity"), oj["key"], "deleted")
+            s.dirty = {oj["key"] for oj in sj.get("dirty", ())}
+            s.deleted = {oj["key"] for oj in sj.get("deleted", ())}
+            for tj in sj.get("transactions", ()):
+                s.transactions[tj["id"]] = TransactionState(tj["id"], tj.get("origin", "begin"), tj.get("parent"),
+                                                            list(tj.get("connections", ())), tj.get("since"))
+        for cj in data.get("connections", ()):
+            st.connections[cj["id"]] = ConnectionState(
+                cj["id"], cj.get("pool", "?"), cj.get("status", "idle"), cj.get("session"), cj.get("checkouts", 0),
+                cj.get("thread"), cj.get("since"), cj.get("site"), cj.get("invalidations", 0))
+        st.pools = {k: dict(v) for k, v in (data.get("pools") or {}).items()}
+        counters = data.get("counters") or {}
+        st.events = counters.get("events", 0)
+        st.dropped = counters.get("dropped", 0)
+        st.errors = counters.get("inspector_errors", 0)
+        st.closed_connections = counters.get("closed_connections", 0)
+        st.closed_earlier = max(0, counters.get("closed_sessions", 0) - len(st.closed_sessions))
+        return st
+
+
+def _note_change(changes: dict[str, Any], kind: str, attr: str, e: dict[str, Any]) -> None:
+    """Fold one attribute event into the object's changes since its last flush: a scalar keeps its
+    first old value and its last new one; a collection keeps what was added and removed."""
+    if kind == "set":
+        before = changes.get(attr)
+        old = before[0] if isinstance(before, list) else e.get("old")
+        changes[attr] = [old, e.get("value")]
+    elif kind in ("append", "remove"):
+        entry = changes.get(attr)
+        if not isinstance(entry, dict):
+            entry = changes[attr] = {"added": [], "removed": []}
+        value = e.get("value")
+        undo, do = ("removed", "added") if kind == "append" else ("added", "removed")
+        if value in entry[undo]:
+            entry[undo].remove(value)  # appended then removed again (or back): no change
+        else:
+            entry[do].append(value)
 
 
 _LIFECYCLE_OTHERS = {"transient_to_pending", "pending_to_transient", "deleted_to_detached", "deleted_mark",
@@ -226,7 +323,9 @@ _LIFECYCLE_OTHERS = {"transient_to_pending", "pending_to_transient", "deleted_to
 def _txn_create(st: State, e: dict[str, Any]) -> None:
     s = st.session(e["session"])
     s.closed = False
-    s.transactions[e["transaction"]] = TransactionState(e["transaction"], e.get("origin", "begin"), e.get("parent"))
+    st._noted(s, e)
+    s.transactions[e["transaction"]] = TransactionState(e["transaction"], e.get("origin", "begin"), e.get("parent"),
+                                                        since=e.get("ts"))
 
 
 def _txn_end(st: State, e: dict[str, Any]) -> None:
@@ -235,6 +334,8 @@ def _txn_end(st: State, e: dict[str, Any]) -> None:
     if s is None:
         return
     s.transactions.pop(e.get("transaction"), None)
+    if not s.transactions:
+        s.flushing = None  # whatever happened in it is over
     if s.closed and not s.transactions:  # the end of a close
         del st.sessions[sid]
         st.closed_sessions[sid] = st.seq
@@ -256,17 +357,37 @@ def _expire_all(st: State, e: dict[str, Any]) -> None:
         s = st.session(e["session"])
         for o in s.identity_map.values():
             o.expired = True
-            o.modified.clear()
+            o.modified.clear(), o.changes.clear()
         s.dirty.clear()
+
+
+def _before_flush(st: State, e: dict[str, Any]) -> None:
+    # A flush with nothing to do fires before_flush and nothing after: it never starts flushing.
+    if e.get("new") or e.get("dirty") or e.get("deleted"):
+        st.session(e["session"]).flushing = e.get("flush")
 
 
 def _after_flush(st: State, e: dict[str, Any]) -> None:
     s = st.session(e["session"])
+    s.flushes += 1
     for ref in e.get("dirty") or ():
         o = s.identity_map.get(ref["key"])
         if o is not None:
-            o.modified.clear()
+            o.modified.clear(), o.changes.clear()
+            o.flushed = ref.get("changes") or {}
         s.dirty.discard(ref["key"])
+
+
+def _after_flush_postexec(st: State, e: dict[str, Any]) -> None:
+    s = st.sessions.get(e["session"])
+    if s is not None:
+        s.flushing = None
+
+
+def _statement(st: State, e: dict[str, Any]) -> None:
+    s = st.sessions.get(e.get("session"))
+    if s is not None:
+        s.statements += 1
 
 
 def _expire(st: State, e: dict[str, Any]) -> None:
@@ -277,10 +398,12 @@ def _expire(st: State, e: dict[str, Any]) -> None:
     attrs = e.get("attrs")
     if attrs is None:  # the whole object: its changes are gone, it is no longer modified
         o.expired = True
-        o.modified.clear()
+        o.modified.clear(), o.changes.clear()
         s.dirty.discard(o.key)
     else:  # some attributes: their changes are gone, but SQLAlchemy still counts the object modified
         o.modified.difference_update(attrs)
+        for attr in attrs:
+            o.changes.pop(attr, None)
 
 
 def _refresh(st: State, e: dict[str, Any]) -> None:
@@ -291,10 +414,12 @@ def _refresh(st: State, e: dict[str, Any]) -> None:
     o.expired = False  # loaded again: SQLAlchemy's "expired" (the whole object) is over
     attrs = e.get("attrs")
     if attrs is None:  # loaded from a row as a whole (populate_existing): unmodified
-        o.modified.clear()
+        o.modified.clear(), o.changes.clear()
         s.dirty.discard(o.key)
     else:
         o.modified.difference_update(attrs)
+        for attr in attrs:
+            o.changes.pop(attr, None)
 
 
 def _session_gone(st: State, e: dict[str, Any]) -> None:
@@ -337,6 +462,8 @@ def _pool_event(status: str | None, holder_cleared: bool = False):
             c.status = status  # an invalidated connection checked in stays invalidated
         if holder_cleared:
             c.session = c.thread = c.since = c.site = None
+        if e["kind"] == "invalidate":
+            c.invalidations += 1
         if e["kind"] == "checkout":
             c.checkouts += 1
             c.thread, c.since, c.site = e.get("thread"), e.get("ts"), e.get("site")
@@ -368,7 +495,10 @@ _HANDLERS = {
     "after_begin": _after_begin,
     "after_commit": _expire_all,
     "after_rollback": _expire_all,
+    "before_flush": _before_flush,
     "after_flush": _after_flush,
+    "after_flush_postexec": _after_flush_postexec,
+    "before_cursor_execute": _statement,
     "expire": _expire,
     "refresh": _refresh,
     "session_close": _session_close,

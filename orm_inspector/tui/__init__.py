@@ -1,0 +1,1 @@
+"""The Textual screen: renders a ``View`` (state/view.py) and nothing else."""

@@ -1,0 +1,378 @@
+"""The panes of the inspector. Each one renders a ``View`` and nothing else: ``show(view, now)``
+draws it, reading the state, never changing it (but for taking the "touched" keys it has drawn)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Sparkline, Static
+
+from ..state.journal import describe, matches, one_line, statement_matches
+from ..state.model import ObjectState, SessionState
+from ..state.view import ReplayView, View, session_status
+from .look import (LONG_CHECKOUT, STATE_COLORS, age, change_lines, clock, gauge, ref_text, state_text,
+                   status_text, value_text)
+from .tables import KeyedTable
+
+LOG_ROWS = 1000  # rows the event and SQL logs show: the most recent that match the filter
+CLOSED_ROWS = 5  # closed sessions listed in the overview, per process
+
+
+def _session_key(pid: Any, sid: str) -> str:
+    return f"{pid}/{sid}"
+
+
+def split_session_key(key: str) -> tuple[Any, str]:
+    pid, _, sid = key.partition("/")
+    return (int(pid) if pid.isdigit() else (None if pid == "None" else pid)), sid
+
+
+class Overview(Vertical):
+    """Processes and their sessions, the pools, and how busy the app is."""
+
+    class SessionChosen(Message):
+        def __init__(self, key: str) -> None:
+            self.key = key
+            super().__init__()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="processes")
+        yield KeyedTable(("pid", "pid"), ("session", "session"), ("thread", "thread"), ("status", "status"),
+                         ("age", "age"), ("objects", "objects"), ("new", "new"), ("dirty", "dirty"),
+                         ("deleted", "deleted"), ("txn", "transaction"), ("sql", "SQL"), id="sessions")
+        with Horizontal(id="pulse"):
+            yield Static(id="pools")
+            with Vertical(id="rates"):
+                yield Static("events/s", id="events-rate-label")
+                yield Sparkline([], id="events-rate")
+                yield Static("SQL/s", id="sql-rate-label")
+                yield Sparkline([], id="sql-rate")
+
+    def show(self, view: View, now: float) -> None:
+        procs = []
+        for p in view.processes.values():
+            status = Text(p.status, style={"live": "green", "ended": "grey62", "lost": "bold red",
+                                           "recording": "cyan"}.get(p.status, ""))
+            line = Text.assemble(f"pid {p.pid} ", status, f" {p.reason}" if p.reason else "",
+                                 f"  {' '.join(p.argv)[:80]}" if p.argv else "")
+            procs.append(line)
+        if view.notes:
+            procs.append(Text(f"app: {view.notes[-1]}", style="italic"))
+        self.query_one("#processes", Static).update(Text("\n").join(procs) if procs else "waiting for events...")
+        rows = []
+        for p, s in view.sessions():
+            counts = _counts(s)
+            txn = next((t for t in s.transactions.values() if t.origin != "nested"), None)
+            nested = sum(1 for t in s.transactions.values() if t.origin == "nested")
+            txn_text = "" if txn is None else txn.id + (f" +{nested} savepoint(s)" if nested else "")
+            rows.append((_session_key(p.pid, s.id), (
+                str(p.pid), s.id, s.thread or "", status_text(session_status(s)), age(s.since, now),
+                str(len(s.identity_map)), *counts, txn_text, str(s.statements))))
+        for p in view.processes.values():  # the last sessions that closed, for what just happened
+            for sid in list(p.state.closed_sessions)[-CLOSED_ROWS:]:
+                rows.append((_session_key(p.pid, sid), (str(p.pid), sid, "", status_text("closed"), "", "", "", "",
+                                                        "", "", "")))
+        self.query_one("#sessions", KeyedTable).sync(rows)
+        self.query_one("#pools", Static).update(pool_summary(view, now))
+        rates = view.rates
+        ev, sql = rates.current()
+        self.query_one("#events-rate-label", Static).update(f"events/s: {ev}")
+        self.query_one("#sql-rate-label", Static).update(f"SQL/s: {sql}")
+        self.query_one("#events-rate", Sparkline).data = rates.per_second(1)[-40:]
+        self.query_one("#sql-rate", Sparkline).data = rates.per_second(2)[-40:]
+
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        if event.data_table.id == "sessions":
+            self.post_message(self.SessionChosen(event.row_key.value))
+
+
+def _counts(s: SessionState) -> tuple[str, str, str]:
+    dirty = sum(1 for k in s.dirty if k not in s.deleted)
+    return str(len(s.new)), str(dirty), str(len(s.deleted))
+
+
+def pool_summary(view: View, now: float) -> Text:
+    out = Text()
+    for p in view.processes.values():
+        st = p.state
+        pools = dict(st.pools)
+        for c in st.connections.values():
+            pools.setdefault(c.pool, {})
+        for pool_id, info in pools.items():
+            conns = [c for c in st.connections.values() if c.pool == pool_id]
+            out_now = sum(1 for c in conns if c.status == "checked_out")
+            size = info.get("size")
+            overflow = info.get("max_overflow")
+            label = f"pool {pool_id} ({info.get('class', '?')}) pid {p.pid}\n"
+            out.append(label, style="bold")
+            if isinstance(size, int) and size > 0:
+                out.append(f"  {gauge(out_now, size)} {out_now}/{size} checked out")
+                if overflow:
+                    out.append(f", overflow up to {overflow}")
+            else:
+                out.append(f"  {out_now} checked out")
+            idle = sum(1 for c in conns if c.status == "idle")
+            bad = sum(1 for c in conns if c.status == "invalidated")
+            out.append(f", {idle} idle" + (f", {bad} invalidated" if bad else "") + "\n")
+            longest = max((c for c in conns if c.status == "checked_out" and c.since), key=lambda c: now - c.since,
+                          default=None)
+            if longest is not None:
+                held = now - longest.since
+                out.append(f"  longest held: {longest.id} by {longest.session or longest.thread} for {age(longest.since, now)}\n",
+                           style="bold red" if held >= LONG_CHECKOUT else "")
+    return out if out.plain else Text("no pool yet")
+
+
+class SessionPane(Vertical):
+    """One session: its identity map, new/dirty/deleted, transactions, and the selected object."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="session-title")
+        with Horizontal(id="session-body"):
+            yield KeyedTable(("key", "key"), ("cls", "class"), ("identity", "identity"), ("state", "state"),
+                             ("marks", "marks"), id="objects")
+            with VerticalScroll(id="session-side"):
+                yield Static(id="sets")
+                yield Static(id="transactions")
+        yield Static(id="object-detail")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shown: str | None = None  # the session key the table shows
+
+    def show(self, view: View, key: str | None, now: float) -> None:
+        table = self.query_one("#objects", KeyedTable)
+        title = self.query_one("#session-title", Static)
+        s = view.session(*split_session_key(key)) if key else None
+        if s is None:
+            title.update("no session selected: choose one in the overview (1), with enter or a click"
+                         if key is None else f"session {key}: closed, nothing left to show")
+            table.reset()
+            self.shown = None
+            self.query_one("#sets", Static).update("")
+            self.query_one("#transactions", Static).update("")
+            self.query_one("#object-detail", Static).update("")
+            return
+        pid, sid = split_session_key(key)
+        title.update(Text.assemble((f"session {sid}", "bold"), f"  pid {pid}  thread {s.thread or '?'}  ",
+                                   status_text(session_status(s)), f"  age {age(s.since, now)}",
+                                   f"  {s.flushes} flush(es), {s.statements} statement(s)"))
+        touched = view.take_touched(pid, sid)
+        objects = s.objects()
+        if self.shown != key or touched is None:
+            if self.shown != key:
+                table.reset()
+            table.sync((k, object_cells(o, s)) for k, o in objects.items())
+        elif touched:
+            table.sync(((k, object_cells(objects[k], s)) for k in touched if k in objects), only=touched)
+        self.shown = key
+        self.query_one("#sets", Static).update(sets_text(s))
+        self.query_one("#transactions", Static).update(transactions_text(s, now))
+        selected = table.selected_key()
+        obj = objects.get(selected) if selected else None
+        self.query_one("#object-detail", Static).update(object_detail(view, pid, s, obj) if obj else
+                                                        "select an object to see its changes, story and SQL")
+
+
+def object_cells(o: ObjectState, s: SessionState) -> tuple:
+    marks = []
+    if o.key in s.deleted:
+        marks.append("marked deleted")
+    elif o.modified:
+        marks.append("modified: " + ",".join(sorted(o.modified)))
+    if o.expired:
+        marks.append("expired")
+    identity = ",".join(str(v) for v in o.identity) if o.identity else "-"
+    return (o.key, o.cls, identity, state_text(o.state), " ".join(marks))
+
+
+def sets_text(s: SessionState) -> Text:
+    out = Text()
+    groups = (("new", list(s.new.values()), "pending"),
+              ("dirty", [s.identity_map[k] for k in s.dirty if k in s.identity_map and k not in s.deleted],
+               "persistent"),
+              ("deleted", [s.identity_map[k] for k in s.deleted if k in s.identity_map], "persistent"),
+              ("deleted by flush, not yet committed", list(s.flushed_deleted.values()), "deleted"))
+    for name, objs, state in groups:
+        if not objs and name.startswith("deleted by"):
+            continue
+        out.append(f"{name} ({len(objs)})\n", style="bold")
+        for o in objs[:8]:
+            out.append("  ")
+            out.append_text(ref_text(o.ref(), state))
+            out.append("\n")
+        if len(objs) > 8:
+            out.append(f"  ... {len(objs) - 8} more\n")
+    return out
+
+
+def transactions_text(s: SessionState, now: float) -> Text:
+    out = Text("transactions\n", style="bold")
+    if not s.transactions:
+        out.append("  none open (a new one begins at first use)\n")
+        return out
+    depth: dict[str, int] = {}
+    for t in s.transactions.values():
+        level = depth.get(t.parent or "", -1) + 1 if t.parent in depth else 0
+        depth[t.id] = level
+        kind = "savepoint" if t.origin == "nested" else t.origin
+        conns = ", ".join(t.connections) or "no connection yet"
+        out.append("  " + "  " * level + f"{t.id} {kind} ({conns}) for {age(t.since, now)}\n")
+    return out
+
+
+def object_detail(view: View, pid: Any, s: SessionState, o: ObjectState) -> Text:
+    out = Text()
+    out.append(f"{describe(o.ref())}  {o.key}  ", style="bold")
+    out.append_text(state_text(o.state))
+    out.append("\n")
+    if o.changes:
+        out.append("changes not yet flushed (old -> new):\n", style="bold")
+        for line in change_lines(o.changes):
+            out.append(f"  {line}\n")
+    if o.flushed:
+        out.append("written by its last flush (old -> new):\n", style="bold")
+        for line in change_lines(o.flushed):
+            out.append(f"  {line}\n")
+    if o.expired:
+        out.append("expired: the next attribute read loads it again (a refresh)\n")
+    story = view.story(o.key) if isinstance(view, ReplayView) else view.journal.story(pid, o.key)
+    out.append("story:\n", style="bold")
+    for e in story[-12:]:
+        where = (e.get("site") or "").rsplit("/", 1)[-1]
+        what = e["kind"]
+        if e.get("attr"):
+            what += f" {e['attr']}"
+            if e["kind"] == "set":
+                what += f" = {value_text(e.get('value'))}"
+        if e["kind"] == "after_flush":
+            what = f"written by flush {e.get('flush')}"
+        out.append(f"  {e.get('seq')} {clock(e.get('ts'))} {what} [{e.get('thread')}] {where}\n",
+                   style=STATE_COLORS.get(_to_state(e["kind"]), ""))
+    statements = view.journal.statements_for(pid, o.key)
+    if statements:
+        out.append("SQL that touched it:\n", style="bold")
+        for st in statements[-6:]:
+            out.append(f"  {st.seq} {st.cause_text}: {' '.join(st.statement.split())[:90]}\n")
+    return out
+
+
+def _to_state(kind: str) -> str:
+    return kind.rpartition("_to_")[2] if "_to_" in kind else ""
+
+
+class ConnectionsPane(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Static(id="pool-summary")
+        yield KeyedTable(("id", "connection"), ("pool", "pool"), ("pid", "pid"), ("status", "status"),
+                         ("session", "session"), ("thread", "thread"), ("held", "held for"),
+                         ("checkouts", "checkouts"), ("invalidations", "invalidated"), ("site", "checkout site"),
+                         id="connections")
+
+    def show(self, view: View, now: float) -> None:
+        self.query_one("#pool-summary", Static).update(pool_summary(view, now))
+        rows = []
+        for p in view.processes.values():
+            for c in p.state.connections.values():
+                held = ""
+                if c.status == "checked_out" and c.since:
+                    held = Text(age(c.since, now), style="bold red" if now - c.since >= LONG_CHECKOUT else "")
+                rows.append((f"{p.pid}/{c.id}", (c.id, c.pool, str(p.pid), status_text(c.status), c.session or "",
+                                                 c.thread or "", held, str(c.checkouts), str(c.invalidations),
+                                                 short_site(c.site))))
+        self.query_one("#connections", KeyedTable).sync(rows)
+
+
+def short_site(site: str | None) -> str:
+    """``app.py:42:handler`` from a full path."""
+    return (site or "").rsplit("/", 1)[-1]
+
+
+class EventLog(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: words, kind:flush session:s3 cls:Book thread:clerk-1 pid:42", id="event-filter")
+        yield KeyedTable(("seq", "seq"), ("time", "time"), ("kind", "kind"), ("session", "session"),
+                         ("thread", "thread"), ("what", "what"), id="events")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.query_text = ""
+        self._shown_version = -1
+
+    def show(self, view: View, now: float) -> None:
+        query = self.query_one("#event-filter", Input).value.strip()
+        table = self.query_one("#events", KeyedTable)
+        if query != self.query_text:
+            table.reset()
+            self.query_text = query
+        picked = []
+        for e in reversed(view.journal.events):
+            if matches(e, query):
+                picked.append(e)
+                if len(picked) >= LOG_ROWS:
+                    break
+        picked.reverse()
+        table.sync((f"{e.get('pid')}/{e.get('seq')}", event_cells(e)) for e in picked)
+
+
+def event_cells(e: dict[str, Any]) -> tuple:
+    kind = e.get("kind", "")
+    return (str(e.get("seq", "")), clock(e.get("ts")), Text(kind, style=STATE_COLORS.get(_to_state(kind), "")),
+            e.get("session") or "", e.get("thread") or "", one_line(e)[:160])
+
+
+class SQLLog(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: words, kind:lazy_load (the cause) session:s3 cls:Book conn:c1", id="sql-filter")
+        yield KeyedTable(("seq", "seq"), ("session", "session"), ("cause", "cause"), ("ms", "ms"), ("rows", "rows"),
+                         ("statement", "statement"), id="statements")
+        yield Static(id="sql-detail")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.query_text = ""
+
+    def show(self, view: View, now: float) -> None:
+        query = self.query_one("#sql-filter", Input).value.strip()
+        table = self.query_one("#statements", KeyedTable)
+        if query != self.query_text:
+            table.reset()
+            self.query_text = query
+        picked = []
+        for st in reversed(view.journal.statements):
+            if statement_matches(st, query):
+                picked.append(st)
+                if len(picked) >= LOG_ROWS:
+                    break
+        picked.reverse()
+        by_key = {f"{st.pid}/{st.seq}": st for st in picked}
+        table.sync((key, statement_cells(st)) for key, st in by_key.items())
+        selected = by_key.get(table.selected_key() or "")
+        self.query_one("#sql-detail", Static).update(statement_detail(selected) if selected else "")
+
+
+def statement_cells(st: Any) -> tuple:
+    ms = "" if st.duration is None else f"{st.duration * 1000:.2f}"
+    if st.error:
+        ms = Text("error", style="bold red")
+    cause_style = {"lazy_load": "magenta", "autoflush": "yellow", "refresh": "cyan"}.get(st.cause.get("kind"), "")
+    return (str(st.seq), st.session or "", Text(st.cause_text, style=cause_style), ms,
+            "" if st.rows is None or st.rows < 0 else str(st.rows), " ".join(st.statement.split())[:200])
+
+
+def statement_detail(st: Any) -> Text:
+    out = Text()
+    out.append(f"{st.statement.strip()}\n", style="bold")
+    out.append(f"parameters: {st.parameters!r}{' (executemany)' if st.executemany else ''}\n")
+    out.append(f"cause: {st.cause_text}   session {st.session or '-'}  transaction {st.transaction or '-'}  "
+               f"connection {st.connection or '-'}  thread {st.thread}\n")
+    out.append(f"from: {st.site or 'unknown'}\n")
+    if st.duration is not None:
+        out.append(f"took {st.duration * 1000:.3f} ms" + (f", {st.rows} row(s)" if st.rows not in (None, -1) else "") + "\n")
+    if st.error:
+        out.append(f"error: {st.error}\n", style="bold red")
+    return out
