@@ -163,7 +163,9 @@ def matches(e: dict[str, Any], query: str) -> bool:
     for word in query.split():
         name, sep, wanted = word.partition(":")
         if sep and name == "cls":
-            if (e.get("obj") or {}).get("cls") != wanted and ((e.get("cause") or {}).get("obj") or {}).get("cls") != wanted:
+            cause = e.get("cause")
+            about = cause.get("obj") if isinstance(cause, dict) else None  # a lazy load's or refresh's object
+            if (e.get("obj") or {}).get("cls") != wanted and (about or {}).get("cls") != wanted:
                 return False
         elif sep and name in FILTER_FIELDS:
             value = str(e.get(FILTER_FIELDS[name], ""))
