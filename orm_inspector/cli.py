@@ -51,11 +51,14 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def _listen_env(listen: str, allow_remote: bool) -> dict[str, str]:
-    """Choose the address and token now, so that they can be told before the program starts."""
+    """Choose the address and token now, so that they can be told before the program starts. All
+    the program's processes share one private directory (0700): the token file, and the sockets of
+    the processes other than the program itself (boot/sitecustomize.py), which removes it at exit."""
     import os
     import secrets
+    import tempfile
 
-    from .transports.server import AddressError, parse_address
+    from .transports.server import AddressError, format_address, parse_address
 
     try:
         family, where = parse_address(None if listen == "auto" else listen, allow_remote)
@@ -65,18 +68,14 @@ def _listen_env(listen: str, allow_remote: bool) -> dict[str, str]:
         raise UserError(f"run: --listen {listen}: give a port between 1 and 65535 (the address is printed now)")
     if family == "unix" and os.path.exists(where):
         raise UserError(f"run: --listen {listen}: {where} already exists")
-    address = f"unix:{where}" if family == "unix" else f"{where[0]}:{where[1]}"
+    address = format_address(family, where)
     token = secrets.token_urlsafe(24)
-    folder = os.path.dirname(where) if family == "unix" and listen == "auto" else None
-    if folder is None:
-        import tempfile
-
-        folder = tempfile.mkdtemp(prefix="orm-inspector-")
-    token_file = os.path.join(folder, "token")
+    group = os.path.dirname(where) if listen == "auto" else tempfile.mkdtemp(prefix="orm-inspector-")
+    token_file = os.path.join(group, "token")
     with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(token)
     print(f"orm-inspector: listening on {address}; token in {token_file}", file=sys.stderr)
-    return {"ORM_INSPECTOR_LISTEN": address, "ORM_INSPECTOR_TOKEN": token,
+    return {"ORM_INSPECTOR_LISTEN": address, "ORM_INSPECTOR_GROUP": group,
             "ORM_INSPECTOR_ALLOW_REMOTE": "1" if allow_remote else ""}
 
 
@@ -106,6 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
+        if "ORM_INSPECTOR_GROUP" in env:  # no program to remove it at exit
+            shutil.rmtree(env["ORM_INSPECTOR_GROUP"], ignore_errors=True)
         raise UserError(f"run: {command[0]}: {exc.strerror}") from None
     return 0  # not reached
 
@@ -138,13 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a Python program (python app.py, gunicorn, pytest, ...) with the instrumentation "
                     "installed at interpreter start through a sitecustomize on PYTHONPATH (the program's own "
                     "sitecustomize still runs). Recording: one file per process; the program writes FILE, its "
-                    "forked workers and subprocesses write FILE's name with -<pid> next to it. Listening: the "
-                    "program itself serves (its workers and subprocesses do not, yet). Does not work for "
-                    "interpreters started with -S, -E or -I.")
+                    "forked workers and subprocesses write FILE's name with -<pid> next to it. Listening: "
+                    "every process serves, each a source of its own named by pid: the program on ADDR, its "
+                    "forked workers and subprocesses on Unix sockets live-<pid>.sock in the private directory "
+                    "that holds the token file, where a viewer connected to ADDR finds and follows them; the "
+                    "program removes that directory when it exits. Does not work for interpreters started "
+                    "with -S, -E or -I.")
     run.add_argument("--record", metavar="FILE", help="trace file (.jsonl or .jsonl.gz)")
     run.add_argument("--listen", metavar="ADDR", nargs="?", const="auto",
-                     help="stream to viewers: unix:PATH or HOST:PORT (loopback); alone, a new private "
-                          "Unix socket. The address and the token's file are printed on stderr")
+                     help="stream to viewers: unix:PATH or HOST:PORT (loopback, [::1]:PORT for IPv6); alone, "
+                          "a new private Unix socket. The address and the token's file are printed on stderr")
     run.add_argument("--allow-remote", action="store_true", help="allow --listen on a non-loopback address")
     run.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     run.set_defaults(run=cmd_run)

@@ -2,8 +2,15 @@
 any of its threads exist, then hands over to the program's own sitecustomize, if it has one.
 
 Configuration comes from the environment the launcher set: ORM_INSPECTOR_RECORD (trace path),
-ORM_INSPECTOR_LISTEN / _TOKEN / _ALLOW_REMOTE (live server), ORM_INSPECTOR_ROOT_PID (the launched
-process's pid: only it serves; it alone records to the path itself).
+ORM_INSPECTOR_LISTEN / _ALLOW_REMOTE (live server), ORM_INSPECTOR_GROUP (the private directory of a
+``--listen``: the token file, and the sockets of the processes other than the root),
+ORM_INSPECTOR_ROOT_PID (the launched process's pid: it alone records to the path itself and serves
+on the address itself).
+
+With ``--listen``, every instrumented process serves: the root on ORM_INSPECTOR_LISTEN, every other
+one (a subprocess, here at start; a forked child, just after the fork) on ``GROUP/live-<pid>.sock``,
+with the same token, so that a viewer can follow them all (``transports.sources.ProcessGroupSource``).
+The root removes the directory at exit.
 """
 
 import os
@@ -15,13 +22,17 @@ _recording = None
 def _start() -> None:
     path = os.environ.get("ORM_INSPECTOR_RECORD")
     listen = os.environ.get("ORM_INSPECTOR_LISTEN")
-    root = str(os.getpid()) == os.environ.get("ORM_INSPECTOR_ROOT_PID")
-    if listen and root:
-        try:
-            import orm_inspector
+    root = _is_root()
+    if listen:
+        if root:
+            import atexit
 
-            orm_inspector.serve(listen, token=os.environ.pop("ORM_INSPECTOR_TOKEN", None),
-                                allow_remote=bool(os.environ.get("ORM_INSPECTOR_ALLOW_REMOTE")))
+            # Registered before orm_inspector is imported, so it runs after orm_inspector's own exit
+            # handler has closed the server (atexit runs the last registered first).
+            atexit.register(_remove_group)
+        try:
+            _serve(listen if root else None)
+            os.register_at_fork(after_in_child=_serve_in_forked_child)
         except Exception as exc:  # noqa: BLE001 - the program runs anyway
             print(f"orm-inspector: not listening: {type(exc).__name__}: {exc}", file=sys.stderr)
     if not path:
@@ -39,6 +50,56 @@ def _start() -> None:
         _recording.__enter__()
     except Exception as exc:  # noqa: BLE001 - the program runs anyway
         print(f"orm-inspector: not recording: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _is_root() -> bool:
+    return str(os.getpid()) == os.environ.get("ORM_INSPECTOR_ROOT_PID")
+
+
+def _serve(address) -> None:
+    """Serve on ``address``, or (None: not the root) on this process's own socket in the group's directory."""
+    import orm_inspector
+    from orm_inspector.transports import server
+
+    group = os.environ["ORM_INSPECTOR_GROUP"]
+    with open(os.path.join(group, "token")) as f:
+        token = f.read()
+    if address is None:
+        mine = os.path.join(group, f"live-{os.getpid()}.sock")
+        try:  # a file with our pid can only be left by a process gone without closing
+            os.unlink(mine)
+        except OSError:
+            pass
+        address = f"unix:{mine}"
+    server.group_dir = group
+    orm_inspector.serve(address, token=token, allow_remote=bool(os.environ.get("ORM_INSPECTOR_ALLOW_REMOTE")))
+
+
+def _serve_in_forked_child() -> None:
+    # Runs after orm_inspector's own after-fork handler (registered earlier), which has let go of the
+    # parent's server: the child, a worker of a pre-fork server say, becomes a source of its own.
+    try:
+        _serve(None)
+    except Exception as exc:  # noqa: BLE001 - never fail the app's fork
+        try:
+            print(f"orm-inspector: pid {os.getpid()}: not listening: {type(exc).__name__}: {exc}", file=sys.stderr)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _remove_group() -> None:
+    """At the root's exit: the token and the directory the launcher made go (a forked child runs the
+    atexit handlers it inherited too: only the root removes)."""
+    if not _is_root():
+        return
+    group = os.environ.get("ORM_INSPECTOR_GROUP")
+    try:
+        for name in os.listdir(group):
+            if name in ("token", "live.sock") or (name.startswith("live-") and name.endswith(".sock")):
+                os.unlink(os.path.join(group, name))
+        os.rmdir(group)
+    except (OSError, TypeError):
+        pass
 
 
 def _chain() -> None:

@@ -32,6 +32,10 @@ PROTOCOL = 1
 HELLO_TIMEOUT = 5.0
 MAX_HELLO = 4096
 MAX_PENDING = 32  # connections waiting to say hello
+# The private directory of the `orm-inspector run --listen` process group this process belongs to
+# (set by boot/sitecustomize.py): every hello names it, so that a viewer can find and follow the
+# group's other processes there (``transports.sources.ProcessGroupSource``). None: no group.
+group_dir: str | None = None
 _encode = msgspec.json.Encoder().encode
 
 
@@ -40,7 +44,8 @@ class AddressError(ValueError):
 
 
 def parse_address(address: str | None, allow_remote: bool = False) -> tuple[str, Any]:
-    """("unix", path) or ("tcp", (host, port)); None: a fresh private Unix socket path."""
+    """("unix", path) or ("tcp", (host, port)); None: a fresh private Unix socket path.
+    IPv6 hosts are written in brackets: ``[::1]:PORT``."""
     if address is None:
         folder = tempfile.mkdtemp(prefix="orm-inspector-")  # mode 0700: only this user
         return "unix", os.path.join(folder, "live.sock")
@@ -53,13 +58,22 @@ def parse_address(address: str | None, allow_remote: bool = False) -> tuple[str,
         raise AddressError(f"{address!r}: expected HOST:PORT, unix:PATH or a socket path")
     host = host.strip("[]") or "127.0.0.1"
     try:
-        loopback = ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        loopback = all(ipaddress.ip_address(sockaddr[0].split("%")[0]).is_loopback for *_, sockaddr in found)
     except (OSError, ValueError):
         raise AddressError(f"{address!r}: unknown host {host!r}") from None
     if not loopback and not allow_remote:
         raise AddressError(f"{address!r} is not a loopback address: listening there lets other machines see "
                            "your application's data; pass allow_remote=True (--allow-remote) to do it anyway")
     return "tcp", (host, int(port))
+
+
+def format_address(family: str, where: Any) -> str:
+    """The inverse of ``parse_address``: ``unix:PATH``, ``HOST:PORT`` or ``[V6HOST]:PORT``."""
+    if family == "unix":
+        return f"unix:{where}"
+    host, port = where[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Viewer:
@@ -81,6 +95,7 @@ class LiveServer:
     def __init__(self, address: str | None = None, *, token: str | None = None, allow_remote: bool = False,
                  max_buffer: int = 8 << 20) -> None:
         self.family, where = parse_address(address, allow_remote)
+        self._own_folder = os.path.dirname(where) if address is None else None  # made for us: removed at close
         self.token = token or secrets.token_urlsafe(24)
         self.max_buffer = max_buffer
         self.state = State()
@@ -99,18 +114,23 @@ class LiveServer:
             try:
                 self._listener.bind(where)
             except OSError as exc:
+                self._listener.close()
                 raise AddressError(f"{where}: {exc.strerror}") from None
             os.chmod(where, 0o600)  # only this user (the default folder is 0700 already)
             self.address = f"unix:{where}"
         else:
-            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:  # the host's first address: IPv4 or IPv6
+                inet, _, _, _, sockaddr = socket.getaddrinfo(*where, type=socket.SOCK_STREAM)[0]
+                self._listener = socket.socket(inet, socket.SOCK_STREAM)
+            except OSError as exc:
+                raise AddressError(f"{format_address('tcp', where)}: {exc.strerror or exc}") from None
             self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                self._listener.bind(where)
+                self._listener.bind(sockaddr)
             except OSError as exc:
-                raise AddressError(f"{where[0]}:{where[1]}: {exc.strerror}") from None
-            host, port = self._listener.getsockname()[:2]
-            self.address = f"{host}:{port}"
+                self._listener.close()
+                raise AddressError(f"{format_address('tcp', where)}: {exc.strerror}") from None
+            self.address = format_address("tcp", self._listener.getsockname())
         self._listener.listen(128)
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, "accept")
@@ -236,7 +256,8 @@ class LiveServer:
         else:
             with self._lock:  # the snapshot and the first queued batch meet exactly here
                 reply = {"hello": "orm-inspector", "version": PROTOCOL, "ok": True, "pid": os.getpid(),
-                         "argv": sys.argv, "orm_inspector": __version__, "state": self.state.to_json()}
+                         "ppid": os.getppid(), "argv": sys.argv, "orm_inspector": __version__,
+                         "group": group_dir, "state": self.state.to_json()}
                 data = _encode(reply) + b"\n"
                 viewer.out.append(data)
                 viewer.size += len(data)
@@ -329,9 +350,10 @@ class LiveServer:
         self._wake_r.close()
         self._wake_w.close()
         if self.family == "unix":
-            path = self.address[5:]
             try:
-                os.unlink(path)
+                os.unlink(self.address[5:])
+                if self._own_folder:
+                    os.rmdir(self._own_folder)
             except OSError:
                 pass
 
