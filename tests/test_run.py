@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -85,6 +86,7 @@ def test_listen_streams_the_program_to_a_viewer(tmp_path):
     """))
     app = subprocess.Popen([sys.executable, "-m", "orm_inspector", "run", "--listen", "--", sys.executable, "app.py"],
                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    match = None
     try:
         line = app.stderr.readline()
         match = re.match(r"orm-inspector: listening on (\S+); token in (\S+)", line)
@@ -108,3 +110,5 @@ def test_listen_streams_the_program_to_a_viewer(tmp_path):
     finally:
         app.kill()
         app.wait()
+        if match:  # killed: nothing removed its private directory
+            shutil.rmtree(os.path.dirname(match[2]), ignore_errors=True)
