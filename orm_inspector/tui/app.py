@@ -48,11 +48,11 @@ class InspectorApp(App):
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "help"),
-        Binding("1", "tab('overview')", "overview"),
-        Binding("2", "tab('session')", "session"),
-        Binding("3", "tab('pool')", "pool"),
-        Binding("4", "tab('events')", "events"),
-        Binding("5", "tab('sql')", "SQL"),
+        Binding("1", "show_tab('overview')", "overview"),
+        Binding("2", "show_tab('session')", "session"),
+        Binding("3", "show_tab('pool')", "pool"),
+        Binding("4", "show_tab('events')", "events"),
+        Binding("5", "show_tab('sql')", "SQL"),
         Binding("slash", "filter", "filter", show=False),
     ]
     LIVE_BINDINGS = [Binding("space", "pause", "pause/resume")]
@@ -86,6 +86,7 @@ class InspectorApp(App):
         self.sub_title = title
         self.on_exit_hook = on_exit
         self.clock = clock
+        self.hints = True  # a first-look notification of the keys (tests turn it off)
         self.paused = False
         self.playing = False
         self.speed_index = 1
@@ -117,7 +118,7 @@ class InspectorApp(App):
     def on_mount(self) -> None:
         self.set_interval(1 / FRAMES_PER_SECOND, self.tick)
         self.refresh_screen(force=True)
-        if self.replay:
+        if self.replay and self.hints:
             self.notify(f"the end of the trace (seq {self.view.last_seq}). space plays from the start, "
                         ", and . step, \\[ and ] jump between flushes, g goes to a seq, ? lists the keys", timeout=8)
 
@@ -199,9 +200,15 @@ class InspectorApp(App):
                              f" {state}")
 
     # ---- actions ---------------------------------------------------------------------------------
-    def action_tab(self, tab: str) -> None:
+    def action_show_tab(self, tab: str) -> None:
+        # Focus leaves the old pane first: TabbedContent shows the pane that holds the focus, and
+        # hiding a focused widget would hand the focus to its neighbour there, and the pane back.
+        self.set_focus(None)
         self.query_one(TabbedContent).active = tab
         self.refresh_screen(force=True)
+        main = {"overview": "#sessions", "session": "#objects", "pool": "#connections", "events": "#events",
+                "sql": "#statements"}[tab]
+        self.set_focus(self.query_one(main))
 
     @on(TabbedContent.TabActivated)
     def tab_changed(self) -> None:
@@ -270,7 +277,7 @@ class InspectorApp(App):
     @on(Overview.SessionChosen)
     def session_chosen(self, message: Overview.SessionChosen) -> None:
         self.selected_session = message.key
-        self.action_tab("session")
+        self.action_show_tab("session")
 
     @on(Input.Changed)
     def filter_changed(self) -> None:

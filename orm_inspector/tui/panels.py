@@ -110,14 +110,14 @@ def pool_summary(view: View, now: float) -> Text:
             label = f"pool {pool_id} ({info.get('class', '?')}) pid {p.pid}\n"
             out.append(label, style="bold")
             if isinstance(size, int) and size > 0:
-                out.append(f"  {gauge(out_now, size)} {out_now}/{size} checked out")
+                out.append(f"  {gauge(out_now, size, 12)} {out_now}/{size} checked out")
                 if overflow:
                     out.append(f", overflow up to {overflow}")
             else:
                 out.append(f"  {out_now} checked out")
             idle = sum(1 for c in conns if c.status == "idle")
             bad = sum(1 for c in conns if c.status == "invalidated")
-            out.append(f", {idle} idle" + (f", {bad} invalidated" if bad else "") + "\n")
+            out.append(f"\n  {idle} idle" + (f", {bad} invalidated" if bad else "") + "\n")
             longest = max((c for c in conns if c.status == "checked_out" and c.since), key=lambda c: now - c.since,
                           default=None)
             if longest is not None:
@@ -158,9 +158,9 @@ class SessionPane(Vertical):
             self.query_one("#object-detail", Static).update("")
             return
         pid, sid = split_session_key(key)
-        title.update(Text.assemble((f"session {sid}", "bold"), f"  pid {pid}  thread {s.thread or '?'}  ",
-                                   status_text(session_status(s)), f"  age {age(s.since, now)}",
-                                   f"  {s.flushes} flush(es), {s.statements} statement(s)"))
+        title.update(Text.assemble((f"session {sid}", "bold"), f" · pid {pid} · {s.thread or '?'} · ",
+                                   status_text(session_status(s)), f" · {age(s.since, now)} old",
+                                   f" · {s.flushes} flushes · {s.statements} SQL"))
         touched = view.take_touched(pid, sid)
         objects = s.objects()
         if self.shown != key or touched is None:
@@ -316,7 +316,7 @@ class EventLog(Vertical):
                 if len(picked) >= LOG_ROWS:
                     break
         picked.reverse()
-        table.sync((f"{e.get('pid')}/{e.get('seq')}", event_cells(e)) for e in picked)
+        table.sync(((f"{e.get('pid')}/{e.get('seq')}", event_cells(e)) for e in picked), follow=True)
 
 
 def event_cells(e: dict[str, Any]) -> tuple:
@@ -350,7 +350,7 @@ class SQLLog(Vertical):
                     break
         picked.reverse()
         by_key = {f"{st.pid}/{st.seq}": st for st in picked}
-        table.sync((key, statement_cells(st)) for key, st in by_key.items())
+        table.sync(((key, statement_cells(st)) for key, st in by_key.items()), follow=True)
         selected = by_key.get(table.selected_key() or "")
         self.query_one("#sql-detail", Static).update(statement_detail(selected) if selected else "")
 

@@ -21,9 +21,12 @@ class KeyedTable(DataTable):
         for key, label in self._columns:
             self.add_column(label, key=key)
 
-    def sync(self, rows: Iterable[tuple[str, Sequence[Any]]], only: set[str] | None = None) -> None:
+    def sync(self, rows: Iterable[tuple[str, Sequence[Any]]], only: set[str] | None = None,
+             follow: bool = False) -> None:
         """Make the table show ``rows`` ((key, cells) in order). With ``only``, ``rows`` holds just
-        those keys: rows for other keys are left as they are, and keys in ``only`` without a row go."""
+        those keys: rows for other keys are left as they are, and keys in ``only`` without a row go.
+        With ``follow`` (a log), a cursor on the last row stays on the last row as rows arrive."""
+        at_end = self.cursor_row >= self.row_count - 1
         wanted = dict(rows)
         gone = (only - wanted.keys()) if only is not None else (self._cells.keys() - wanted.keys())
         for key in gone:
@@ -41,6 +44,8 @@ class KeyedTable(DataTable):
                     if old != new:
                         self.update_cell(key, column, new, update_width=True)
             self._cells[key] = cells
+        if follow and at_end and self.row_count:
+            self.move_cursor(row=self.row_count - 1)
 
     def reset(self) -> None:
         self._cells.clear()
