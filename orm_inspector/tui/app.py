@@ -47,6 +47,7 @@ class InspectorApp(App):
     CSS_PATH = "inspector.tcss"
     BINDINGS = [
         Binding("q", "quit", "quit"),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         Binding("question_mark", "help", "help"),
         Binding("1", "show_tab('overview')", "overview"),
         Binding("2", "show_tab('session')", "session"),
