@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -104,7 +105,7 @@ def test_a_viewer_follows_the_program_its_forked_worker_and_its_subprocess(tmp_p
         assert match
         address, token_file = match.groups()
         group = os.path.dirname(token_file)
-        token = open(token_file).read()
+        token = Path(token_file).read_text()
         deadline = time.monotonic() + 15
         while True:  # the program may not be listening yet
             try:

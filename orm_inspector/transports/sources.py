@@ -122,8 +122,9 @@ class ProcessGroupSource:
       before any event of ``pid`` P. The root's comes first.
     - the events of each process, in the trace format: ``event["pid"]`` says whose. Each process
       numbers its own ``seq``; ``dropped`` events are per process too.
-    - ``{"kind": "source_end", "pid": P, "ts": ..., "reason": "ended" | "lost: ..."}`` after the last
-      event of P: it stopped serving (it exited: ``ended``) or the connection broke.
+    - ``{"kind": "source_end", "pid": P, "ts": ..., "clean": bool, "reason": "ended" | "lost: ..."}``
+      after the last event of P: it stopped serving (it exited: clean, ``ended``) or the connection
+      broke (not clean, ``lost: <why>``).
 
     The iteration ends when the root and every other followed process have ended, or at ``close()``.
     So a viewer keeps one state per process::
@@ -199,7 +200,7 @@ class ProcessGroupSource:
                         break
             except Exception as exc:  # noqa: BLE001 - this process's stream is over, the others go on
                 reason = f"lost: {exc}"
-            end = {"kind": "source_end", "pid": pid, "ts": time.time(), "reason": reason}
+            end = {"kind": "source_end", "pid": pid, "ts": time.time(), "clean": reason == "ended", "reason": reason}
         except SourceError:
             pass  # not listening (yet, or any more): tried again at the next looks, a few times
         finally:
