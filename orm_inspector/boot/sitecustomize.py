@@ -65,12 +65,12 @@ def _serve(address) -> None:
     with open(os.path.join(group, "token")) as f:
         token = f.read()
     if address is None:
-        mine = os.path.join(group, f"live-{os.getpid()}.sock")
-        try:  # a file with our pid can only be left by a process gone without closing
-            os.unlink(mine)
+        address = "unix:" + os.path.join(group, f"live-{os.getpid()}.sock")
+    if address.startswith("unix:") and os.path.dirname(address[5:]) == group:
+        try:  # only this pid serves there: a file left by an exec() of it, or by a process gone unclosed
+            os.unlink(address[5:])
         except OSError:
             pass
-        address = f"unix:{mine}"
     server.group_dir = group
     orm_inspector.serve(address, token=token, allow_remote=bool(os.environ.get("ORM_INSPECTOR_ALLOW_REMOTE")))
 
