@@ -206,3 +206,19 @@ def test_ipv6_loopback():
     assert srv.address.startswith("[::1]:")
     with LiveSource(srv.address, srv.token) as source:
         assert source.hello["pid"] == os.getpid()
+
+
+def test_a_program_that_execs_itself_serves_again_and_cleans_up(tmp_path):
+    """exec() keeps the pid and skips atexit: the new image finds its own socket file still there."""
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import os, sys
+        import orm_inspector
+        print(len(orm_inspector._servers), flush=True)
+        if len(sys.argv) == 1:
+            os.execv(sys.executable, [sys.executable, "app.py", "again"])
+    """))
+    r = subprocess.run([sys.executable, "-m", "orm_inspector", "run", "--listen", "--", sys.executable, "app.py"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["1", "1"], r.stderr
+    group = os.path.dirname(re.search(r"token in (\S+)", r.stderr)[1])
+    assert "not listening" not in r.stderr and not os.path.exists(group)
