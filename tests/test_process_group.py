@@ -222,3 +222,23 @@ def test_a_program_that_execs_itself_serves_again_and_cleans_up(tmp_path):
     assert r.returncode == 0 and r.stdout.split() == ["1", "1"], r.stderr
     group = os.path.dirname(re.search(r"token in (\S+)", r.stderr)[1])
     assert "not listening" not in r.stderr and not os.path.exists(group)
+
+
+def test_sockets_of_workers_gone_without_closing_are_removed_when_the_next_one_comes(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import os
+        group = os.environ["ORM_INSPECTOR_GROUP"]
+        first = os.fork()
+        if first == 0:
+            os._exit(0)  # as multiprocessing's workers end: no atexit, the socket file stays
+        os.waitpid(first, 0)
+        print(f"live-{first}.sock" in os.listdir(group), flush=True)
+        second = os.fork()
+        if second == 0:
+            print(sorted(os.listdir(group)) == ["live-%d.sock" % os.getpid(), "live.sock", "token"], flush=True)
+            os._exit(0)
+        os.waitpid(second, 0)
+    """))
+    r = subprocess.run([sys.executable, "-m", "orm_inspector", "run", "--listen", "--", sys.executable, "app.py"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["True", "True"], (r.stdout, r.stderr)

@@ -71,8 +71,27 @@ def _serve(address) -> None:
             os.unlink(address[5:])
         except OSError:
             pass
+    _prune(group)
     server.group_dir = group
     orm_inspector.serve(address, token=token, allow_remote=bool(os.environ.get("ORM_INSPECTOR_ALLOW_REMOTE")))
+
+
+def _prune(group) -> None:
+    """Remove the sockets of the group's processes that are gone without closing: os._exit(), as
+    multiprocessing's workers and forking servers' children end, skips it. So the directory stays
+    as small as the group, however many short-lived workers come and go."""
+    for name in os.listdir(group):
+        pid = name[5:-5]
+        if name.startswith("live-") and name.endswith(".sock") and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+            except ProcessLookupError:
+                try:
+                    os.unlink(os.path.join(group, name))
+                except OSError:
+                    pass
+            except OSError:  # it exists (another user's), or we cannot tell: leave it
+                pass
 
 
 def _serve_in_forked_child() -> None:
