@@ -123,8 +123,8 @@ class ProcessGroupSource:
     - the events of each process, in the trace format: ``event["pid"]`` says whose. Each process
       numbers its own ``seq``; ``dropped`` events are per process too.
     - ``{"kind": "source_end", "pid": P, "ts": ..., "clean": bool, "reason": "ended" | "lost: ..."}``
-      after the last event of P: it stopped serving (it exited: clean, ``ended``) or the connection
-      broke (not clean, ``lost: <why>``).
+      after the last event of P: its stream ended (it exited, or died: clean, ``ended``) or the
+      connection broke (not clean, ``lost: <why>``).
 
     The iteration ends when the root and every other followed process have ended, or at ``close()``.
     So a viewer keeps one state per process::
