@@ -222,3 +222,49 @@ def test_snapshot(snap_compare, screen, size):
         await pilot.pause()
 
     assert snap_compare(quiet_replay(BUSY_SEQ), terminal_size=size, run_before=keys)
+
+
+async def test_connect_follows_every_process_of_a_forking_app(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from orm_inspector.tui.launch import connect_app
+
+    app_py = tmp_path / "app.py"
+    app_py.write_text(textwrap.dedent("""
+        import os, time
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.orm import Session
+        engine = create_engine("sqlite://")
+        child = os.fork()
+        for i in range(400):
+            with Session(engine) as s:
+                s.execute(text("SELECT 'from the worker'" if child == 0 else "SELECT 'from the parent'"))
+            time.sleep(0.05)
+        if child:
+            os.waitpid(child, 0)
+    """))
+    sock = tmp_path / "live.sock"
+    program = subprocess.Popen([sys.executable, "-m", "orm_inspector", "run", "--listen", f"unix:{sock}", "--",
+                                sys.executable, str(app_py)], stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        line = program.stderr.readline().decode()
+        token = Path(line.rsplit("token in ", 1)[1].strip()).read_text().strip()
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        app = connect_app(f"unix:{sock}", token)
+        app.hints = False
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for(pilot, lambda: len(app.view.processes) == 2, timeout=20)
+            await pilot.press("5")
+            await wait_for(pilot, lambda: {str(cells[-1]) for cells in app.query_one("#statements", KeyedTable)._cells.values()}
+                           >= {"SELECT 'from the worker'", "SELECT 'from the parent'"})
+            await pilot.press("1")
+            await wait_for(pilot, lambda: all(f"pid {pid}" in str(app.query_one("#processes").render())
+                                              for pid in app.view.processes))
+    finally:
+        program.kill()
+        program.wait()

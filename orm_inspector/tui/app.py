@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -23,6 +24,7 @@ from textual.widgets import Footer, Header, Input, Label, Static, TabbedContent,
 from ..state.view import ReplayView, View
 from ..transports.pump import SourcePump
 from .panels import ConnectionsPane, EventLog, Overview, SessionPane, SQLLog
+from .tables import KeyedTable
 
 FRAMES_PER_SECOND = 4
 SPEEDS = (1, 10, 100, 1000, 10000)  # replay: events per second when playing
@@ -44,7 +46,7 @@ class GoTo(ModalScreen[int | None]):
 
 class InspectorApp(App):
     TITLE = "orm-inspector"
-    CSS_PATH = "inspector.tcss"
+    CSS_PATH = Path(__file__).with_name("inspector.tcss")  # absolute: subclasses elsewhere find it too
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
@@ -54,7 +56,8 @@ class InspectorApp(App):
         Binding("3", "show_tab('pool')", "pool"),
         Binding("4", "show_tab('events')", "events"),
         Binding("5", "show_tab('sql')", "SQL"),
-        Binding("slash", "filter", "filter", show=False),
+        Binding("slash", "filter", "filter"),
+        Binding("escape", "leave_filter", "back to the table", show=False),
     ]
     LIVE_BINDINGS = [Binding("space", "pause", "pause/resume")]
     REPLAY_BINDINGS = [
@@ -166,6 +169,8 @@ class InspectorApp(App):
             self.query_one(SQLLog).show(self.view, now)
         self.show_status()
         self.frames += 1
+        if any(table.behind for table in self.query(KeyedTable)):
+            self.set_timer(0.01, lambda: self.refresh_screen(force=True))  # the rest of a big table, keys first
 
     def busiest_session(self) -> str | None:
         """With none chosen: the open session holding the most objects (the demo's most interesting)."""
@@ -256,8 +261,13 @@ class InspectorApp(App):
 
     def action_filter(self) -> None:
         tab = self.query_one(TabbedContent).active
-        if tab in ("events", "sql"):
-            self.query_one(f"#{'event' if tab == 'events' else 'sql'}-filter", Input).focus()
+        box = {"session": "#object-filter", "events": "#event-filter", "sql": "#sql-filter"}.get(tab)
+        if box:
+            self.query_one(box, Input).focus()
+
+    def action_leave_filter(self) -> None:
+        if isinstance(self.focused, Input):
+            self.action_show_tab(self.query_one(TabbedContent).active)
 
     def action_help(self) -> None:
         if self.screen.query("HelpPanel"):
@@ -284,8 +294,12 @@ class InspectorApp(App):
     def filter_changed(self) -> None:
         self.refresh_screen(force=True)
 
-    def on_data_table_row_highlighted(self) -> None:
-        self.refresh_screen(force=True)
+    def on_data_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        """The cursor moved: the detail of what it is on, at once (not the whole pane)."""
+        if event.data_table.id == "objects":
+            self.query_one(SessionPane).show_detail(self.view)
+        elif event.data_table.id == "statements":
+            self.query_one(SQLLog).show_detail()
 
     def on_unmount(self) -> None:
         if self.pump is not None:

@@ -56,13 +56,13 @@ def replay_app(path: str | Path) -> InspectorApp:
 
 
 def connect_app(address: str | None, token: str | None) -> InspectorApp:
-    from ..transports.sources import LiveSource
+    """The app at ``address`` and every process of its group (its forked workers, its subprocesses),
+    each a process of its own on the screen, as it joins."""
+    from ..transports.sources import ProcessGroupSource
 
     address, token = resolve(address, token)
-    source = LiveSource(address, token)
-    view = View()
-    view.hello(source.hello)
-    return InspectorApp(view, pump=SourcePump(source), title=f"live: {address}")
+    source = ProcessGroupSource(address, token)  # its first item is the app's own source_hello
+    return InspectorApp(View(), pump=SourcePump(source), title=f"live: {address}", on_exit=source.close)
 
 
 def resolve(address: str | None, token: str | None) -> tuple[str, str]:

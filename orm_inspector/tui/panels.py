@@ -3,6 +3,8 @@ draws it, reading the state, never changing it (but for taking the "touched" key
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from rich.text import Text
@@ -18,8 +20,10 @@ from .look import (LONG_CHECKOUT, STATE_COLORS, age, change_lines, clock, gauge,
                    status_text, value_text)
 from .tables import KeyedTable
 
-LOG_ROWS = 1000  # rows the event and SQL logs show: the most recent that match the filter
+LOG_ROWS = 300  # rows the event and SQL logs show: the most recent that match the filter
 CLOSED_ROWS = 5  # closed sessions listed in the overview, per process
+MAX_OBJECT_ROWS = 2000  # objects in the session table at once (see SessionPane)
+SET_ROWS = 8  # objects listed under new, dirty and deleted
 
 
 def _session_key(pid: Any, sid: str) -> str:
@@ -128,13 +132,20 @@ def pool_summary(view: View, now: float) -> Text:
 
 
 class SessionPane(Vertical):
-    """One session: its identity map, new/dirty/deleted, transactions, and the selected object."""
+    """One session: its identity map, new/dirty/deleted, transactions, and the selected object.
+
+    The table holds at most ``MAX_OBJECT_ROWS`` objects: the session's changes first (new, dirty,
+    deleted), then the rest of the identity map; a filter finds any other. A screen of a hundred
+    thousand rows helps nobody, and costs seconds to lay out."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="session-title")
         with Horizontal(id="session-body"):
-            yield KeyedTable(("key", "key"), ("cls", "class"), ("identity", "identity"), ("state", "state"),
-                             ("marks", "marks"), id="objects")
+            with Vertical(id="session-main"):
+                yield Input(placeholder="filter objects: class, identity, key or state (e.g. Book 42)",
+                            id="object-filter", classes="filter")
+                yield KeyedTable(("key", "key"), ("cls", "class"), ("identity", "identity"), ("state", "state"),
+                                 ("marks", "marks"), id="objects")
             with VerticalScroll(id="session-side"):
                 yield Static(id="sets")
                 yield Static(id="transactions")
@@ -142,7 +153,7 @@ class SessionPane(Vertical):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.shown: str | None = None  # the session key the table shows
+        self.shown: tuple[str, str] | None = None  # the session key and the filter the table shows
 
     def show(self, view: View, key: str | None, now: float) -> None:
         table = self.query_one("#objects", KeyedTable)
@@ -158,24 +169,64 @@ class SessionPane(Vertical):
             self.query_one("#object-detail", Static).update("")
             return
         pid, sid = split_session_key(key)
+        query = self.query_one("#object-filter", Input).value.strip()
+        touched = view.take_touched(pid, sid)
+        if self.shown is None or self.shown[0] != key:
+            table.reset()
+        if self.shown != (key, query) or touched is None or touched or table.behind:
+            picked = pick_objects(s, query, keep=table.keys if self.shown == (key, query) else ())
+            table.sync((o.key, object_cells(o, s)) for o in picked)
+            shown = len(picked)
+        else:
+            shown = len(table.keys)
+        self.shown = (key, query)
+        total = len(s.identity_map) + len(s.new) + len(s.flushed_deleted)
+        listing = f"{total} objects" if shown == total and not query else f"{shown} of {total} objects shown" + (
+            f" (the first {MAX_OBJECT_ROWS}: filter to find others)" if shown == MAX_OBJECT_ROWS else "")
         title.update(Text.assemble((f"session {sid}", "bold"), f" · pid {pid} · {s.thread or '?'} · ",
                                    status_text(session_status(s)), f" · {age(s.since, now)} old",
-                                   f" · {s.flushes} flushes · {s.statements} SQL"))
-        touched = view.take_touched(pid, sid)
-        objects = s.objects()
-        if self.shown != key or touched is None:
-            if self.shown != key:
-                table.reset()
-            table.sync((k, object_cells(o, s)) for k, o in objects.items())
-        elif touched:
-            table.sync(((k, object_cells(objects[k], s)) for k in touched if k in objects), only=touched)
-        self.shown = key
+                                   f" · {s.flushes} flushes · {s.statements} SQL · {listing}"))
         self.query_one("#sets", Static).update(sets_text(s))
         self.query_one("#transactions", Static).update(transactions_text(s, now))
-        selected = table.selected_key()
-        obj = objects.get(selected) if selected else None
+        self.show_detail(view)
+
+    def show_detail(self, view: View) -> None:
+        """The selected object: on every frame, and at once when the cursor moves."""
+        if self.shown is None:
+            return
+        pid, sid = split_session_key(self.shown[0])
+        s = view.session(pid, sid)
+        selected = self.query_one("#objects", KeyedTable).selected_key()
+        obj = s.objects().get(selected) if s is not None and selected else None
         self.query_one("#object-detail", Static).update(object_detail(view, pid, s, obj) if obj else
                                                         "select an object to see its changes, story and SQL")
+
+
+def pick_objects(s: SessionState, query: str, keep: Iterable[str] = ()) -> list[ObjectState]:
+    """What the objects table shows, at most MAX_OBJECT_ROWS matching ``query`` (every word in the
+    class, identity, key, state or new/dirty/deleted): those it shows already (``keep``: rows stay
+    put), then the changes (new, dirty, deleted), then the rest of the identity map."""
+    words = query.lower().split()
+    picked: dict[str, ObjectState] = {}
+    objects = s.objects()
+    groups = ((objects[k] for k in keep if k in objects), s.new.values(),
+              (s.identity_map[k] for k in s.dirty if k in s.identity_map),
+              (s.identity_map[k] for k in s.deleted if k in s.identity_map), s.flushed_deleted.values(),
+              s.identity_map.values())
+    for group in groups:
+        for o in group:
+            if o.key in picked:
+                continue
+            if words:
+                marks = " ".join(name for name, keys in (("new", s.new), ("dirty", s.dirty), ("deleted", s.deleted))
+                                 if o.key in keys)
+                text = f"{o.cls} {' '.join(map(str, o.identity or ()))} {o.key} {o.state} {marks}".lower()
+                if not all(w in text for w in words):
+                    continue
+            picked[o.key] = o
+            if len(picked) >= MAX_OBJECT_ROWS:
+                return list(picked.values())
+    return list(picked.values())
 
 
 def object_cells(o: ObjectState, s: SessionState) -> tuple:
@@ -192,21 +243,22 @@ def object_cells(o: ObjectState, s: SessionState) -> tuple:
 
 def sets_text(s: SessionState) -> Text:
     out = Text()
-    groups = (("new", list(s.new.values()), "pending"),
-              ("dirty", [s.identity_map[k] for k in s.dirty if k in s.identity_map and k not in s.deleted],
+    dirty = len(s.dirty) - sum(1 for k in s.deleted if k in s.dirty)  # marked deleted: not dirty (to_json)
+    groups = (("new", len(s.new), s.new.values(), "pending"),
+              ("dirty", dirty, (s.identity_map[k] for k in s.dirty if k in s.identity_map and k not in s.deleted),
                "persistent"),
-              ("deleted", [s.identity_map[k] for k in s.deleted if k in s.identity_map], "persistent"),
-              ("deleted by flush, not yet committed", list(s.flushed_deleted.values()), "deleted"))
-    for name, objs, state in groups:
-        if not objs and name.startswith("deleted by"):
+              ("deleted", len(s.deleted), (s.identity_map[k] for k in s.deleted if k in s.identity_map), "persistent"),
+              ("deleted by flush, not yet committed", len(s.flushed_deleted), s.flushed_deleted.values(), "deleted"))
+    for name, count, objs, state in groups:
+        if not count and name.startswith("deleted by"):
             continue
-        out.append(f"{name} ({len(objs)})\n", style="bold")
-        for o in objs[:8]:
+        out.append(f"{name} ({count})\n", style="bold")
+        for o in islice(objs, SET_ROWS):
             out.append("  ")
             out.append_text(ref_text(o.ref(), state))
             out.append("\n")
-        if len(objs) > 8:
-            out.append(f"  ... {len(objs) - 8} more\n")
+        if count > SET_ROWS:
+            out.append(f"  ... {count - SET_ROWS} more\n")
     return out
 
 
@@ -294,14 +346,13 @@ def short_site(site: str | None) -> str:
 
 class EventLog(Vertical):
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: words, kind:flush session:s3 cls:Book thread:clerk-1 pid:42", id="event-filter")
+        yield Input(placeholder="filter: words, kind:flush session:s3 cls:Book thread:clerk-1 pid:42", id="event-filter", classes="filter")
         yield KeyedTable(("seq", "seq"), ("time", "time"), ("kind", "kind"), ("session", "session"),
                          ("thread", "thread"), ("what", "what"), id="events")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.query_text = ""
-        self._shown_version = -1
 
     def show(self, view: View, now: float) -> None:
         query = self.query_one("#event-filter", Input).value.strip()
@@ -309,6 +360,8 @@ class EventLog(Vertical):
         if query != self.query_text:
             table.reset()
             self.query_text = query
+        elif not following(table):
+            return  # the reader moved up the log: it stays still until they go back to its end
         picked = []
         for e in reversed(view.journal.events):
             if matches(e, query):
@@ -319,6 +372,11 @@ class EventLog(Vertical):
         table.sync(((f"{e.get('pid')}/{e.get('seq')}", event_cells(e)) for e in picked), follow=True)
 
 
+def following(table: KeyedTable) -> bool:
+    """A log follows its end while the cursor is on its last row (or it is empty)."""
+    return table.row_count == 0 or table.cursor_row >= table.row_count - 1
+
+
 def event_cells(e: dict[str, Any]) -> tuple:
     kind = e.get("kind", "")
     return (str(e.get("seq", "")), clock(e.get("ts")), Text(kind, style=STATE_COLORS.get(_to_state(kind), "")),
@@ -327,7 +385,7 @@ def event_cells(e: dict[str, Any]) -> tuple:
 
 class SQLLog(Vertical):
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: words, kind:lazy_load (the cause) session:s3 cls:Book conn:c1", id="sql-filter")
+        yield Input(placeholder="filter: words, kind:lazy_load (the cause) session:s3 cls:Book conn:c1", id="sql-filter", classes="filter")
         yield KeyedTable(("seq", "seq"), ("session", "session"), ("cause", "cause"), ("ms", "ms"), ("rows", "rows"),
                          ("statement", "statement"), id="statements")
         yield Static(id="sql-detail")
@@ -335,6 +393,7 @@ class SQLLog(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.query_text = ""
+        self.by_key: dict[str, Any] = {}
 
     def show(self, view: View, now: float) -> None:
         query = self.query_one("#sql-filter", Input).value.strip()
@@ -342,6 +401,9 @@ class SQLLog(Vertical):
         if query != self.query_text:
             table.reset()
             self.query_text = query
+        elif not following(table):
+            self.show_detail()
+            return  # the reader moved up the log: it stays still until they go back to its end
         picked = []
         for st in reversed(view.journal.statements):
             if statement_matches(st, query):
@@ -349,9 +411,12 @@ class SQLLog(Vertical):
                 if len(picked) >= LOG_ROWS:
                     break
         picked.reverse()
-        by_key = {f"{st.pid}/{st.seq}": st for st in picked}
-        table.sync(((key, statement_cells(st)) for key, st in by_key.items()), follow=True)
-        selected = by_key.get(table.selected_key() or "")
+        self.by_key = {f"{st.pid}/{st.seq}": st for st in picked}
+        table.sync(((key, statement_cells(st)) for key, st in self.by_key.items()), follow=True)
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        selected = self.by_key.get(self.query_one("#statements", KeyedTable).selected_key() or "")
         self.query_one("#sql-detail", Static).update(statement_detail(selected) if selected else "")
 
 
