@@ -111,6 +111,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _run_app(make_app) -> int:
+    from .transports.client import SourceError
+    from .transports.trace import TraceError
+
+    try:
+        app = make_app()
+    except (SourceError, TraceError) as exc:
+        raise UserError(str(exc)) from None
+    app.run()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .tui.launch import demo_app
+
+    if args.threads < 1 or args.pause < 0:
+        raise UserError("demo: --threads must be at least 1 and --pause not negative")
+    return _run_app(lambda: demo_app(threads=args.threads, pause=args.pause))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .tui.launch import replay_app
+
+    return _run_app(lambda: replay_app(args.file))
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from .tui.launch import connect_app
+
+    return _run_app(lambda: connect_app(args.address, args.token))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orm-inspector",
@@ -133,6 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--at", type=int, metavar="SEQ", help="just after event SEQ (default: the end)")
     state.add_argument("--json", action="store_true", help="the documented JSON form (docs/state-json.md)")
     state.set_defaults(run=cmd_state)
+
+    demo = commands.add_parser("demo", help="the bundled demo app, live in the inspector (start here)",
+                               description="Run the demo bookshop (clerks in threads on an embedded SQLite "
+                                           "database) in this process and watch its sessions, objects, flushes, "
+                                           "transactions and pooled connections live. q quits, ? shows the keys.")
+    demo.add_argument("--threads", type=int, default=3, help="clerks working at once (default 3)")
+    demo.add_argument("--pause", type=float, default=0.5, metavar="S",
+                      help="seconds each clerk waits between steps (default 0.5)")
+    demo.set_defaults(run=cmd_demo)
+
+    replay = commands.add_parser("replay", help="the inspector over a recorded trace, with time travel",
+                                 description="Open a trace file in the inspector: step through its events, jump to "
+                                             "the next flush, commit, rollback or event of an object, go to any seq, "
+                                             "or play it at a chosen speed.")
+    replay.add_argument("file", help="a trace written by orm_inspector.record() or run --record")
+    replay.set_defaults(run=cmd_replay)
+
+    connect = commands.add_parser("connect", help="the inspector attached to a live app (run --listen, serve())",
+                                  description="Attach to a running app started with `orm-inspector run --listen` or "
+                                              "orm_inspector.serve(). Without ADDR, this user's most recent "
+                                              "`run --listen` socket. The token comes from --token, "
+                                              "ORM_INSPECTOR_TOKEN, or the token file next to a Unix socket.")
+    connect.add_argument("address", nargs="?", metavar="ADDR", help="unix:PATH, a socket path, or HOST:PORT")
+    connect.add_argument("--token", help="the server's token (printed by run --listen, or serve().token)")
+    connect.set_defaults(run=cmd_connect)
 
     run = commands.add_parser(
         "run", help="run a Python program with orm_inspector installed, no change to its code",
