@@ -13,10 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import signals
 from ..events import SQLEvent
 from . import callsite, runtime
-from .runtime import emit, now, shield, thread_name, wanted
+from .runtime import emit, now, record_error, shield, thread_name, want
 from .session import SESSION_ATTR
 from .values import ref
 
@@ -36,10 +35,10 @@ def connection_id(conn: Any) -> str | None:
     return runtime.id_of(rec, "c") if rec is not None else None
 
 
-def _cause(track: Any) -> tuple[dict[str, Any], Any]:
+def _cause(track: Any, depth: int = 3) -> tuple[dict[str, Any], Any]:
     if track is not None and track.in_flush and track.flush is not None:
         return {"kind": track.flush_cause, "flush": track.flush}, track.flush_site
-    site, marker = callsite.walk(3)
+    site, marker = callsite.walk(depth)
     if marker is not None:
         name, frame = marker
         loc = frame.f_locals  # only for these rare frames: a read, nothing the app can see
@@ -54,15 +53,30 @@ def _cause(track: Any) -> tuple[dict[str, Any], Any]:
     return {"kind": "execute" if site is not None else "other"}, site
 
 
-@shield("before_cursor_execute")
+_queue = runtime.queue
+_append = _queue.append
+
+
 def before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                          executemany: bool) -> None:
-    if not wanted(signals.sql):
-        return
+                          executemany: bool) -> tuple[str, Any]:
+    """Registered with ``retval=True``, so SQLAlchemy calls it without a wrapper of its own: it gives
+    back the very statement and parameters it was handed, whatever happens inside."""
+    if runtime.enabled and want.sql:
+        try:
+            _before(conn, statement, parameters, context, executemany)
+        except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+            record_error("before_cursor_execute", exc)
+    return statement, parameters
+
+
+def _before(conn: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
     track = conn.__dict__.get(SESSION_ATTR)
-    if not _covered(conn, track):
+    if runtime.scope is not None and not _covered(conn, track):
         return
-    cause, site = _cause(track)
+    if track is not None and track.in_flush and track.flush is not None:  # a flush's: no stack walk
+        cause, site = {"kind": track.flush_cause, "flush": track.flush}, track.flush_site
+    else:
+        cause, site = _cause(track, 4)
     names = None
     compiled = getattr(context, "compiled", None)
     if getattr(compiled, "positional", False):  # DDL compilers have no bind names
@@ -73,34 +87,43 @@ def before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: An
         params: Any = ("many", names, len(parameters), parameters[:MAX_PARAMETER_SETS])
     else:
         params = ("one", names, parameters)
-    emit(SQLEvent(ts=now(), kind="before_cursor_execute", pid=runtime.pid, thread=thread_name(), connection=connection_id(conn),
-                  session=track.sid if track is not None else None,
+    ev = SQLEvent(ts=now(), kind="before_cursor_execute", pid=runtime.pid, thread=thread_name(),
+                  connection=connection_id(conn), session=track.sid if track is not None else None,
                   transaction=track.root if track is not None else None,
                   engine=runtime.id_of(conn.engine, "e"), statement=statement, parameters=params,
-                  executemany=executemany, cause=cause, site=site))
+                  executemany=executemany, cause=cause, site=site)
+    if len(_queue) < runtime.max_queue:
+        _append(ev)
+    else:
+        runtime.drop()
     if context is not None:
         context.__dict__[T0_ATTR] = perf()
 
 
-@shield("after_cursor_execute")
 def after_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                          executemany: bool) -> None:
-    if not wanted(signals.sql):
-        return
-    t0 = context.__dict__.get(T0_ATTR) if context is not None else None
-    track = conn.__dict__.get(SESSION_ATTR)
-    if not _covered(conn, track):
-        return
-    rows = getattr(cursor, "rowcount", -1)
-    emit(SQLEvent(ts=now(), kind="after_cursor_execute", pid=runtime.pid, thread=thread_name(), connection=connection_id(conn),
-                  session=track.sid if track is not None else None,
-                  duration=perf() - t0 if t0 is not None else None,
-                  rows=rows if type(rows) is int and rows >= 0 else None))
+    if runtime.enabled and want.sql:
+        try:
+            t0 = context.__dict__.get(T0_ATTR) if context is not None else None
+            track = conn.__dict__.get(SESSION_ATTR)
+            if runtime.scope is not None and not _covered(conn, track):
+                return
+            rows = getattr(cursor, "rowcount", -1)
+            ev = SQLEvent(ts=now(), kind="after_cursor_execute", pid=runtime.pid, thread=thread_name(),
+                          connection=connection_id(conn), session=track.sid if track is not None else None,
+                          duration=perf() - t0 if t0 is not None else None,
+                          rows=rows if type(rows) is int and rows >= 0 else None)
+            if len(_queue) < runtime.max_queue:
+                _append(ev)
+            else:
+                runtime.drop()
+        except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+            record_error("after_cursor_execute", exc)
 
 
 @shield("handle_error")
 def handle_error(ctx: Any) -> None:
-    if not wanted(signals.sql):
+    if not want.sql:
         return
     conn = ctx.connection
     exc = ctx.original_exception
@@ -119,7 +142,7 @@ def handle_error(ctx: Any) -> None:
 def _tx(kind: str):
     @shield(kind)
     def listener(conn: Any, *args: Any) -> None:
-        if not wanted(signals.sql):
+        if not want.sql:
             return
         name = args[0] if kind in ("savepoint", "rollback_savepoint", "release_savepoint") else None
         if name is not None:
@@ -133,6 +156,8 @@ def _tx(kind: str):
     return listener
 
 
+RETVAL_LISTENERS = frozenset({"before_cursor_execute"})
+"""Registered with ``retval=True``: they return SQLAlchemy's own arguments back, unchanged."""
 ENGINE_LISTENERS: dict[str, Any] = {
     "before_cursor_execute": before_cursor_execute,
     "after_cursor_execute": after_cursor_execute,

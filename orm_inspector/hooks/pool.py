@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import signals
 from ..events import PoolEvent
 from . import callsite, runtime
 from .session import SITE_ATTR
-from .runtime import emit, now, shield, thread_name, wanted
+from .runtime import emit, now, shield, thread_name, want
 
 _detached: dict[int, tuple[str, Any]] = {}  # id(dbapi connection) -> (connection id, pool), detach to close_detached
 FIRST_ATTR = "_orm_inspector_first"
@@ -72,35 +71,35 @@ def _new_connection(dbapi_connection: Any, rec: Any) -> None:
 def on_first_connect(dbapi_connection: Any, rec: Any) -> None:
     _new_connection(dbapi_connection, rec)
     rec.__dict__[FIRST_ATTR] = id(dbapi_connection)
-    if wanted(signals.pool):
+    if want.pool:
         _event("first_connect", rec)
 
 
 @shield("connect")
 def on_connect(dbapi_connection: Any, rec: Any) -> None:
     _new_connection(dbapi_connection, rec)
-    if wanted(signals.pool):
+    if want.pool:
         _event("connect", rec)
 
 
 @shield("checkout")
 def on_checkout(dbapi_connection: Any, rec: Any, proxy: Any) -> None:
-    if not (wanted(signals.pool) or wanted(signals.session)):
+    if not (want.pool or want.session):
         return
     site = rec.__dict__[SITE_ATTR] = callsite.walk()[0]  # after_begin tells the same place
-    if wanted(signals.pool):
+    if want.pool:
         _event("checkout", rec, site=site)
 
 
 @shield("checkin")
 def on_checkin(dbapi_connection: Any, rec: Any) -> None:
-    if wanted(signals.pool):
+    if want.pool:
         _event("checkin", rec)
 
 
 @shield("reset")
 def on_reset(dbapi_connection: Any, rec: Any, reset_state: Any) -> None:
-    if wanted(signals.pool):
+    if want.pool:
         if rec is None:  # a detached connection on its way out
             cid, pool = _detached.get(id(dbapi_connection), (None, None))
             _event("reset", None, pool=pool, connection=cid)
@@ -110,33 +109,33 @@ def on_reset(dbapi_connection: Any, rec: Any, reset_state: Any) -> None:
 
 @shield("invalidate")
 def on_invalidate(dbapi_connection: Any, rec: Any, exception: Any) -> None:
-    if wanted(signals.pool):
+    if want.pool:
         _event("invalidate", rec, error=_message(exception))
 
 
 @shield("soft_invalidate")
 def on_soft_invalidate(dbapi_connection: Any, rec: Any, exception: Any) -> None:
-    if wanted(signals.pool):
+    if want.pool:
         _event("soft_invalidate", rec, error=_message(exception))
 
 
 @shield("close")
 def on_close(dbapi_connection: Any, rec: Any) -> None:
-    if wanted(signals.pool):
+    if want.pool:
         _event("close", rec)
 
 
 @shield("detach")
 def on_detach(dbapi_connection: Any, rec: Any) -> None:
     _detached[id(dbapi_connection)] = (runtime.id_of(rec, "c"), rec._ConnectionRecord__pool)
-    if wanted(signals.pool):
+    if want.pool:
         _event("detach", rec)
 
 
 @shield("close_detached")
 def on_close_detached(dbapi_connection: Any) -> None:
     cid, pool = _detached.pop(id(dbapi_connection), (None, None))
-    if wanted(signals.pool):
+    if want.pool:
         _event("close_detached", None, pool=pool, connection=cid)
 
 

@@ -43,12 +43,18 @@ now = time.time
 
 
 def emit(event: Any) -> None:
-    """Hand an event to the inspector's thread, or count it as dropped. Never blocks."""
+    """Hand an event to the inspector's thread, or count it as dropped. Never blocks. (The hottest
+    hooks do the same inline: ``if len(queue) < max_queue: queue.append(ev) else: drop()``.)"""
     global dropped
     if len(queue) < max_queue:
         queue.append(event)
     else:
         dropped += 1
+
+
+def drop() -> None:
+    global dropped
+    dropped += 1
 
 
 _all = signals.events
@@ -57,6 +63,36 @@ _all = signals.events
 def wanted(signal) -> bool:
     """True when someone listens to this family: otherwise hooks do not build its events."""
     return bool(signal.receivers or _all.receivers)
+
+
+class Wants:
+    """Which families someone listens to, as plain attributes the hooks read in one step (``want.sql``).
+    Set at once when a receiver connects (blinker's ``receiver_connected``), and recomputed by
+    ``refresh()``, which the inspector's thread calls at every pump: a receiver that disconnects or is
+    garbage-collected is noticed within one interval (meanwhile events are built for nobody, which is
+    harmless; a new receiver is never missed)."""
+
+    __slots__ = ("session", "lifecycle", "attribute", "flush", "sql", "pool")
+
+    def __init__(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        every = bool(_all.receivers)
+        for family in self.__slots__:
+            setattr(self, family, every or bool(signals.BY_FAMILY[family].receivers))
+
+
+want = Wants()
+
+
+def _on_connect(signal: Any, **_: Any) -> None:
+    want.refresh()
+
+
+for _signal in (_all, *signals.BY_FAMILY.values()):
+    _signal.receiver_connected.connect(_on_connect, weak=False)
+    _signal.receiver_disconnected.connect(_on_connect, weak=False)
 
 
 def shield(name: str) -> Callable[[Callable[..., Any]], Callable[..., None]]:

@@ -13,11 +13,16 @@ from typing import Any
 
 from sqlalchemy.orm.base import NO_VALUE, instance_state
 
-from .. import signals
 from ..events import AttributeEvent, FlushEvent, LifecycleEvent, ObjRef, SessionEvent
 from . import callsite, runtime
-from .runtime import emit, now, shield, thread_name, wanted
+from .runtime import emit, now, record_error, shield, thread_name, want
 from .values import capture, changed_ref, ref
+
+# The hottest listeners (lifecycle, attach, attribute edits) fire once per object or per edit: each is
+# one plain function that checks the switch, catches everything itself (what ``shield`` does, without
+# a second frame) and hands its event over inline (what ``emit`` does, without a call).
+_queue = runtime.queue
+_append = _queue.append
 
 SESSION_ATTR = "_orm_inspector_session"
 SITE_ATTR = "_orm_inspector_site"
@@ -68,6 +73,13 @@ tracks: dict[int, Track] = {}
 
 
 def track(session: Any) -> Track:
+    t = tracks.get(session.hash_key)
+    if t is None or t.generation != runtime.scope_generation:
+        return _new_track(session)
+    return t
+
+
+def _new_track(session: Any) -> Track:
     key = session.hash_key
     t = tracks.get(key)
     if t is None:
@@ -88,7 +100,7 @@ def _gone(key: int) -> None:
     """The Session was garbage-collected (maybe never closed): its objects and transaction go with it.
     Runs wherever the collection happens: append only."""
     t = tracks.pop(key, None)
-    if t is not None and t.on and runtime.enabled and wanted(signals.session):
+    if t is not None and t.on and runtime.enabled and want.session:
         emit(SessionEvent(ts=now(), kind="session_gone", pid=runtime.pid, thread=thread_name(), session=t.sid))
 
 
@@ -115,7 +127,7 @@ def after_transaction_create(session: Any, transaction: Any) -> None:
     parent = transaction.parent
     if parent is None:
         t.root = tid
-    if wanted(signals.session):
+    if want.session:
         emit(SessionEvent(ts=now(), kind="after_transaction_create", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=tid,
                           parent=runtime.id_of(parent, "t") if parent is not None else None, origin=origin))
 
@@ -130,20 +142,20 @@ def after_transaction_end(session: Any, transaction: Any) -> None:
         return
     tid = runtime.id_of(transaction, "t")
     root = transaction.parent is None
-    if wanted(signals.session):
+    if want.session:
         emit(SessionEvent(ts=now(), kind="after_transaction_end", pid=runtime.pid, thread=thread_name(), session=t.sid, transaction=tid))
     if root:
         t.root = None
         t.committing = t.bulk_expire = False
         t.flush, t.in_flush = None, 0
-        if wanted(signals.session) and callsite.marker() == "close":
+        if want.session and callsite.marker() == "close":
             _emit_close(t, callsite.walk()[0])
         for conn, *_ in set(transaction._connections.values()):
             conn.__dict__.pop(SESSION_ATTR, None)
 
 
 def _emit_close(t: Track, site: Any) -> None:
-    if wanted(signals.session):
+    if want.session:
         emit(SessionEvent(ts=now(), kind="session_close", pid=runtime.pid, thread=thread_name(), session=t.sid, site=site))
 
 
@@ -153,7 +165,7 @@ def after_begin(session: Any, transaction: Any, connection: Any) -> None:
     if not t.on:
         return
     connection.__dict__[SESSION_ATTR] = t
-    if wanted(signals.session):
+    if want.session:
         rec = getattr(connection._dbapi_connection, "_connection_record", None)
         emit(SessionEvent(ts=now(), kind="after_begin", pid=runtime.pid, thread=thread_name(), session=t.sid,
                           transaction=runtime.id_of(transaction, "t"),
@@ -181,8 +193,8 @@ def before_commit(session: Any) -> None:
         return
     t.committing = True
     # the flush of the commit, if any, happens here too: its events and statements reuse this
-    t.flush_site = callsite.walk()[0] if _flush_watched() or wanted(signals.session) else None
-    if wanted(signals.session):
+    t.flush_site = callsite.walk()[0] if _flush_watched() or want.session else None
+    if want.session:
         emit(SessionEvent(ts=now(), kind="before_commit", pid=runtime.pid, thread=thread_name(), session=t.sid,
                           transaction=_current(session), site=t.flush_site))
 
@@ -196,7 +208,7 @@ def after_commit(session: Any) -> None:
     # A root commit with expire_on_commit expires every object next: this event says so once,
     # instead of one "expire" event per object in the identity map.
     t.bulk_expire = bool(session.expire_on_commit and _root_transaction(session))
-    if wanted(signals.session):
+    if want.session:
         emit(SessionEvent(ts=now(), kind="after_commit", pid=runtime.pid, thread=thread_name(), session=t.sid,
                           transaction=_current(session),
                           expire_all=t.bulk_expire))
@@ -210,7 +222,7 @@ def after_rollback(session: Any) -> None:
     t.committing = False
     t.flush = None
     t.bulk_expire = _root_transaction(session)  # a root rollback expires everything, as a commit does
-    if wanted(signals.session):
+    if want.session:
         emit(SessionEvent(ts=now(), kind="after_rollback", pid=runtime.pid, thread=thread_name(), session=t.sid,
                           transaction=_current(session),
                           expire_all=t.bulk_expire))
@@ -224,20 +236,28 @@ def after_soft_rollback(session: Any, previous_transaction: Any) -> None:
     if not t.on:
         return
     t.bulk_expire = False
-    if wanted(signals.session):
+    if want.session:
         emit(SessionEvent(ts=now(), kind="after_soft_rollback", pid=runtime.pid, thread=thread_name(), session=t.sid,
                           transaction=runtime.id_of(previous_transaction, "t")))
 
 
 def _attach(kind: str):
-    @shield(kind)
     def listener(session: Any, instance: Any) -> None:
-        t = track(session)
-        if t.on and wanted(signals.session):
-            # the state attribute SQLAlchemy itself reads at every step: no user code runs here
-            emit(SessionEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid,
-                              obj=ref(instance_state(instance))))
+        if runtime.enabled and want.session:
+            try:
+                t = track(session)
+                if t.on:
+                    # the state attribute SQLAlchemy itself reads at every step: no user code runs here
+                    ev = SessionEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid,
+                                      obj=ref(instance_state(instance)))
+                    if len(_queue) < runtime.max_queue:
+                        _append(ev)
+                    else:
+                        runtime.drop()
+            except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+                record_error(kind, exc)
 
+    listener.__name__ = listener.__qualname__ = f"orm_inspector_{kind}"
     return listener
 
 
@@ -246,25 +266,34 @@ def _left_session(t: Track, session: Any) -> None:
     current = session.identity_map
     if t.detach_map is None or t.detach_map() is not current:  # the first of a run of detaches
         t.detach_map = weakref.ref(current)
-        if t.root is None and wanted(signals.session) and callsite.marker() == "close":
+        if t.root is None and want.session and callsite.marker() == "close":
             _emit_close(t, callsite.walk()[0])  # with a transaction open, its end reports the close
 
 
 def _lifecycle(kind: str):
     to_detached = kind in _TO_DETACHED
 
-    @shield(kind)
     def listener(session: Any, state: Any) -> None:
-        t = track(session)
-        if not t.on:
-            return
-        if to_detached:
-            _left_session(t, session)
-        if not wanted(signals.lifecycle):
-            return
-        emit(LifecycleEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid,
-                            obj=ref(state), ikey=state.key))
+        if runtime.enabled:
+            try:
+                t = tracks.get(session.hash_key)
+                if t is None or t.generation != runtime.scope_generation:
+                    t = _new_track(session)
+                if not t.on:
+                    return
+                if to_detached:
+                    _left_session(t, session)
+                if want.lifecycle:
+                    ev = LifecycleEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=t.sid,
+                                        obj=ref(state), ikey=state.key)
+                    if len(_queue) < runtime.max_queue:
+                        _append(ev)
+                    else:
+                        runtime.drop()
+            except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+                record_error(kind, exc)
 
+    listener.__name__ = listener.__qualname__ = f"orm_inspector_{kind}"
     return listener
 
 
@@ -299,7 +328,7 @@ def changes(state: Any) -> dict[str, Any]:
 
 def _flush_watched() -> bool:
     """The flush's cause and site are read by flush events and by its statements' events."""
-    return wanted(signals.flush) or wanted(signals.sql)
+    return want.flush or want.sql
 
 
 @shield("before_flush")
@@ -316,7 +345,7 @@ def before_flush(session: Any, flush_context: Any, instances: Any) -> None:
         site, marker = callsite.walk()
         t.flush_cause = "autoflush" if marker and marker[0] == "autoflush" else "flush"
         t.flush_site = site
-    if wanted(signals.flush):
+    if want.flush:
         deleted = session._deleted
         emit(FlushEvent(ts=now(), kind="before_flush", pid=runtime.pid, thread=thread_name(), session=t.sid, flush=t.flush, cause=t.flush_cause,
                         transaction=t.root, site=site,
@@ -330,7 +359,7 @@ def after_flush(session: Any, flush_context: Any) -> None:
     t = track(session)
     if not t.on:
         return
-    if not wanted(signals.flush):
+    if not want.flush:
         return
     new, dirty, deleted = [], [], []
     for state, (isdelete, listonly) in flush_context.states.items():
@@ -351,61 +380,96 @@ def after_flush_postexec(session: Any, flush_context: Any) -> None:
     t = track(session)
     if not t.on:
         return
-    if wanted(signals.flush):
+    if want.flush:
         emit(FlushEvent(ts=now(), kind="after_flush_postexec", pid=runtime.pid, thread=thread_name(), session=t.sid, flush=t.flush or "?",
                         cause=t.flush_cause, transaction=t.root))
     t.flush = None
 
 
 # ---- attribute and instance events (changes between flushes) ------------------------------------
-def _attr_event(kind: str, state: Any, **fields: Any) -> None:
+def _attr_event(kind: str, state: Any, attr: str | None = None, value: Any = None, old: Any = None,
+                attrs: list[str] | None = None) -> None:
+    """Hand over an edit of a persistent object that belongs to a session (the caller checked)."""
     sid = state.session_id
-    if sid is None or state.key is None or not wanted(signals.attribute):
-        return  # transient or pending objects: their values arrive with the flush
     t = tracks.get(sid)
     if t is not None and not t.on:
         return
-    emit(AttributeEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(), session=f"s{sid}", obj=ref(state), **fields))
+    ev = AttributeEvent(ts=now(), kind=kind, pid=runtime.pid, thread=thread_name(),
+                        session=t.sid if t is not None else f"s{sid}", obj=ref(state), attr=attr, value=value,
+                        old=old, attrs=attrs)
+    if len(_queue) < runtime.max_queue:
+        _append(ev)
+    else:
+        runtime.drop()
 
 
 def attribute_listeners(key: str) -> dict[str, Any]:
-    """Listeners for one mapped attribute; the key is bound here so each call is O(1)."""
+    """Listeners for one mapped attribute; the key is bound here so each call is O(1).
 
-    @shield("set")
-    def on_set(state: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
-        if state.key is not None:  # cheap test first: most sets happen on new objects
-            _attr_event("set", state, attr=key, value=capture(value), old=capture(oldvalue))
+    Registered with ``raw=True, retval=True``: SQLAlchemy then calls them directly, without the
+    wrapper it puts around a listener that returns nothing, so ``set`` and ``append`` return the value
+    they were given, untouched, whatever happens inside. Most calls are edits of transient or pending
+    objects (a constructor's assignments), whose values arrive with the INSERT: the first test
+    (``state.key``) sends them back at once."""
 
-    @shield("append")
-    def on_append(state: Any, value: Any, initiator: Any) -> None:
-        if state.key is not None:
-            _attr_event("append", state, attr=key, value=capture(value))
+    def on_set(state: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
+        if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
+            try:
+                _attr_event("set", state, key, capture(value), capture(oldvalue))
+            except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+                record_error("set", exc)
+        return value
 
-    @shield("remove")
+    def on_append(state: Any, value: Any, initiator: Any) -> Any:
+        if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
+            try:
+                _attr_event("append", state, key, capture(value))
+            except Exception as exc:  # noqa: BLE001
+                record_error("append", exc)
+        return value
+
     def on_remove(state: Any, value: Any, initiator: Any) -> None:
-        if state.key is not None:
-            _attr_event("remove", state, attr=key, value=capture(value))
+        if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
+            try:
+                _attr_event("remove", state, key, capture(value))
+            except Exception as exc:  # noqa: BLE001
+                record_error("remove", exc)
 
-    @shield("modified")
     def on_modified(state: Any, initiator: Any) -> None:
-        _attr_event("modified", state, attr=key)
+        if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
+            try:
+                _attr_event("modified", state, key)
+            except Exception as exc:  # noqa: BLE001
+                record_error("modified", exc)
 
+    for fn in (on_set, on_append, on_remove, on_modified):
+        fn.__name__ = fn.__qualname__ = f"orm_inspector_{fn.__name__}_{key}"
     return {"set": on_set, "append": on_append, "remove": on_remove, "modified": on_modified}
 
 
-@shield("expire")
 def on_expire(state: Any, attrs: Any) -> None:
-    sid = state.session_id
-    if attrs is None and sid is not None:
-        t = tracks.get(sid)
-        if t is not None and t.bulk_expire:
-            return  # after_commit / after_rollback already said "everything expired"
-    _attr_event("expire", state, attrs=sorted(attrs) if attrs is not None else None)
+    if runtime.enabled:
+        try:
+            sid = state.session_id
+            if sid is None or state.key is None or not want.attribute:
+                return  # transient or pending objects: their values arrive with the flush
+            if attrs is None:
+                t = tracks.get(sid)
+                if t is not None and t.bulk_expire:
+                    return  # after_commit / after_rollback already said "everything expired"
+            _attr_event("expire", state, attrs=sorted(attrs) if attrs is not None else None)
+        except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+            record_error("expire", exc)
 
 
-@shield("refresh")
 def on_refresh(state: Any, context: Any, attrs: Any) -> None:
-    _attr_event("refresh", state, attrs=sorted(attrs) if attrs is not None else None)
+    if runtime.enabled:
+        try:
+            if state.session_id is None or state.key is None or not want.attribute:
+                return
+            _attr_event("refresh", state, attrs=sorted(attrs) if attrs is not None else None)
+        except Exception as exc:  # noqa: BLE001
+            record_error("refresh", exc)
 
 
 SESSION_LISTENERS: dict[str, Any] = {

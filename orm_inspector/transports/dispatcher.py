@@ -213,6 +213,7 @@ class Dispatcher:
             self._lock.release()
 
     def _pump(self, final: bool) -> None:
+        runtime.want.refresh()  # a receiver gone since the last pump: its families stop being built
         read_at = time.time()
         live = self._live_sessions() if runtime.enabled else []
         deleted_now = self._read_deleted(live)
