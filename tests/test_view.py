@@ -164,3 +164,12 @@ def test_session_status_follows_flush_and_transaction():
                 and e["session"] == first_flush["session"])
     view.seek(done["seq"])
     assert session_status(view.session(view.pid, first_flush["session"])) == "in transaction"
+
+
+def test_a_sessions_thread_is_the_apps_not_the_inspectors():
+    st = State()
+    st.apply({"seq": 1, "ts": 1.0, "kind": "after_transaction_create", "session": "s1", "transaction": "t1",
+              "origin": "autobegin", "thread": "worker-1"})
+    st.apply({"seq": 2, "ts": 2.0, "kind": "gc_evicted", "session": "s1", "thread": "orm-inspector",
+              "obj": {"cls": "A", "identity": [1], "key": "o1"}})
+    assert st.sessions["s1"].thread == "worker-1" and st.sessions["s1"].last == 1.0

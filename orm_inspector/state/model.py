@@ -25,6 +25,7 @@ INTO_MAP = {"pending_to_persistent", "loaded_as_persistent", "detached_to_persis
 OUT_OF_MAP = {"persistent_to_deleted", "persistent_to_detached", "persistent_to_transient", "gc_evicted"}
 EDITS = {"set", "append", "remove", "modified"}
 CLOSED_SHOWN = 20  # closed sessions listed by to_json(), the most recent ones
+INSPECTOR_THREAD = "orm-inspector"  # events the inspector reports itself (gc_evicted, ...): not the app's
 
 
 @dataclass
@@ -116,7 +117,7 @@ class State:
         self.events += 1
         kind = e["kind"]
         sid = e.get("session")
-        if sid is not None:
+        if sid is not None and e.get("thread") != INSPECTOR_THREAD:
             s = self.sessions.get(sid)
             if s is not None:
                 s.thread, s.last = e.get("thread"), e.get("ts")
@@ -139,7 +140,8 @@ class State:
         """First and last activity of a session created by this event."""
         if s.since is None:
             s.since = e.get("ts")
-        s.thread, s.last = e.get("thread"), e.get("ts")
+        if e.get("thread") != INSPECTOR_THREAD:
+            s.thread, s.last = e.get("thread"), e.get("ts")
 
     def _obj(self, s: SessionState, ref: dict[str, Any]) -> ObjectState:
         key = ref["key"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
@@ -57,6 +57,7 @@ class InspectorApp(App):
         Binding("4", "show_tab('events')", "events"),
         Binding("5", "show_tab('sql')", "SQL"),
         Binding("slash", "filter", "filter"),
+        Binding("a", "follow_busiest", "busiest session", show=False),
         Binding("escape", "leave_filter", "back to the table", show=False),
     ]
     LIVE_BINDINGS = [Binding("space", "pause", "pause/resume")]
@@ -95,6 +96,7 @@ class InspectorApp(App):
         self.playing = False
         self.speed_index = 1
         self.selected_session: str | None = None
+        self.chosen = False  # the user chose the session shown; else it follows the busiest open one
         self.drawn: tuple[Any, ...] | None = None  # what the visible pane last showed
         self.frames = 0
         for binding in self.REPLAY_BINDINGS if self.replay else self.LIVE_BINDINGS:
@@ -158,7 +160,7 @@ class InspectorApp(App):
         if tab == "overview":
             self.query_one(Overview).show(self.view, now)
         elif tab == "session":
-            if self.selected_session is None:
+            if not self.chosen and not self.is_open(self.selected_session):
                 self.selected_session = self.busiest_session()
             self.query_one(SessionPane).show(self.view, self.selected_session, now)
         elif tab == "pool":
@@ -171,6 +173,18 @@ class InspectorApp(App):
         self.frames += 1
         if any(table.behind for table in self.query(KeyedTable)):
             self.set_timer(0.01, lambda: self.refresh_screen(force=True))  # the rest of a big table, keys first
+
+    def is_open(self, key: str | None) -> bool:
+        if key is None:
+            return False
+        pid, _, sid = key.partition("/")
+        s = self.view.session(int(pid) if pid.isdigit() else pid, sid)
+        return s is not None and not s.closed
+
+    def action_follow_busiest(self) -> None:
+        self.chosen = False
+        self.selected_session = None
+        self.action_show_tab("session")
 
     def busiest_session(self) -> str | None:
         """With none chosen: the open session holding the most objects (the demo's most interesting)."""
@@ -204,6 +218,25 @@ class InspectorApp(App):
         state = f"playing x{SPEEDS[self.speed_index]}/s" if self.playing else "stopped"
         return Text.assemble(f"seq {view.seq}/{view.last_seq} ", ("━" * filled, "cyan"), ("─" * (width - filled), "grey42"),
                              f" {state}")
+
+    def get_system_commands(self, screen: Any):
+        """The command palette (ctrl+p): every pane and move, by name."""
+        yield from super().get_system_commands(screen)
+        for tab, help in (("overview", "processes, sessions, pools, rates"), ("session", "identity map, changes, "
+                          "transactions"), ("pool", "pooled connections"), ("events", "the event log"),
+                          ("sql", "the SQL log")):
+            yield SystemCommand(f"Show {tab}", help, lambda tab=tab: self.action_show_tab(tab))
+        yield SystemCommand("Follow the busiest session", "the session pane shows the open session holding most",
+                            self.action_follow_busiest)
+        if self.replay:
+            yield SystemCommand("Go to event", "go to a seq", self.action_goto)
+            yield SystemCommand("Play / stop", "play the trace at the chosen speed", self.action_play)
+            for mark in ("flush", "commit", "rollback"):
+                yield SystemCommand(f"Next {mark}", f"jump to the next {mark}", lambda m=mark: self.action_jump(m, 1))
+                yield SystemCommand(f"Previous {mark}", f"jump to the previous {mark}",
+                                    lambda m=mark: self.action_jump(m, -1))
+        else:
+            yield SystemCommand("Pause / resume", "freeze the screen; events keep arriving", self.action_pause)
 
     # ---- actions ---------------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
@@ -288,6 +321,7 @@ class InspectorApp(App):
     @on(Overview.SessionChosen)
     def session_chosen(self, message: Overview.SessionChosen) -> None:
         self.selected_session = message.key
+        self.chosen = True
         self.action_show_tab("session")
 
     @on(Input.Changed)

@@ -64,6 +64,11 @@ class Overview(Vertical):
             line = Text.assemble(f"pid {p.pid} ", status, f" {p.reason}" if p.reason else "",
                                  f"  {' '.join(p.argv)[:80]}" if p.argv else "")
             procs.append(line)
+        closed = [sid for p in view.processes.values() for sid in list(p.state.closed_sessions)[-CLOSED_ROWS:]]
+        closed_total = sum(len(p.state.closed_sessions) + p.state.closed_earlier for p in view.processes.values())
+        if closed_total:
+            procs.append(Text(f"closed sessions: {closed_total} (latest: {', '.join(closed[-CLOSED_ROWS:])})",
+                              style="grey62"))
         if view.notes:
             procs.append(Text(f"app: {view.notes[-1]}", style="italic"))
         self.query_one("#processes", Static).update(Text("\n").join(procs) if procs else "waiting for events...")
@@ -76,10 +81,6 @@ class Overview(Vertical):
             rows.append((_session_key(p.pid, s.id), (
                 str(p.pid), s.id, s.thread or "", status_text(session_status(s)), age(s.since, now),
                 str(len(s.identity_map)), *counts, txn_text, str(s.statements))))
-        for p in view.processes.values():  # the last sessions that closed, for what just happened
-            for sid in list(p.state.closed_sessions)[-CLOSED_ROWS:]:
-                rows.append((_session_key(p.pid, sid), (str(p.pid), sid, "", status_text("closed"), "", "", "", "",
-                                                        "", "", "")))
         self.query_one("#sessions", KeyedTable).sync(rows)
         self.query_one("#pools", Static).update(pool_summary(view, now))
         rates = view.rates
@@ -160,8 +161,9 @@ class SessionPane(Vertical):
         title = self.query_one("#session-title", Static)
         s = view.session(*split_session_key(key)) if key else None
         if s is None:
-            title.update("no session selected: choose one in the overview (1), with enter or a click"
-                         if key is None else f"session {key}: closed, nothing left to show")
+            title.update("no open session: choose one in the overview (1), with enter or a click"
+                         if key is None else f"session {split_session_key(key)[1]} is closed: nothing left to show. "
+                                             "a: follow the busiest open session; 1: choose another")
             table.reset()
             self.shown = None
             self.query_one("#sets", Static).update("")

@@ -78,6 +78,16 @@ class KeyedTable(DataTable):
                 self.update_cell(key, column_key, new, update_width=grow)
         self._cells[key] = cells
 
+    # Textual caches drawn rows by content, not by column widths: a row drawn just before the widths
+    # grew would stay drawn with the old ones. Counting the width change as an update redraws it.
+    def _update_dimensions(self, new_rows: Any) -> None:
+        super()._update_dimensions(new_rows)
+        self._update_count += 1
+
+    def _update_column_widths(self, updated_cells: Any) -> None:
+        super()._update_column_widths(updated_cells)
+        self._update_count += 1
+
     def reset(self) -> None:
         self._cells.clear()
         self._backlog.clear()
