@@ -61,8 +61,9 @@ class SessionState:
     closed: bool = False
     identity_map: dict[str, ObjectState] = field(default_factory=dict)
     new: dict[str, ObjectState] = field(default_factory=dict)
-    dirty: set[str] = field(default_factory=set)
-    deleted: set[str] = field(default_factory=set)
+    # Keys in the order they joined (dicts as ordered sets): a screen lists them the same way every time.
+    dirty: dict[str, None] = field(default_factory=dict)
+    deleted: dict[str, None] = field(default_factory=dict)
     flushed_deleted: dict[str, ObjectState] = field(default_factory=dict)
     transactions: dict[str, TransactionState] = field(default_factory=dict)  # open ones, in order
     thread: str | None = None  # of its last event
@@ -171,7 +172,7 @@ class State:
         elif kind in INTO_MAP:
             s.new.pop(key, None)
             s.flushed_deleted.pop(key, None)
-            s.deleted.discard(key)
+            s.deleted.pop(key, None)
             o.state = "persistent"
             if kind == "loaded_as_persistent":
                 o.expired = False
@@ -179,8 +180,8 @@ class State:
             s.identity_map[key] = o
         elif kind in OUT_OF_MAP:
             s.identity_map.pop(key, None)
-            s.dirty.discard(key)
-            s.deleted.discard(key)
+            s.dirty.pop(key, None)
+            s.deleted.pop(key, None)
             o.modified.clear(), o.changes.clear()
             if kind == "persistent_to_deleted":
                 o.state = "deleted"
@@ -189,13 +190,13 @@ class State:
                 o.state = "transient" if kind == "persistent_to_transient" else "detached"
         elif kind == "deleted_to_detached":
             s.flushed_deleted.pop(key, None)
-            s.deleted.discard(key)
+            s.deleted.pop(key, None)
             o.state = "detached"
         elif kind == "deleted_mark":
             if key in s.identity_map:
-                s.deleted.add(key)  # session.dirty leaves it out while it is marked (see to_json)
+                s.deleted[key] = None  # session.dirty leaves it out while it is marked (see to_json)
         elif kind == "deleted_unmark":
-            s.deleted.discard(key)
+            s.deleted.pop(key, None)
 
     def _edit(self, e: dict[str, Any]) -> None:
         s = self.session(e["session"]) if e.get("session") else None
@@ -208,7 +209,7 @@ class State:
         if attr:
             o.modified.add(attr)
             _note_change(o.changes, e["kind"], attr, e)
-        s.dirty.add(o.key)
+        s.dirty[o.key] = None
 
     # ---- json ------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -279,8 +280,8 @@ class State:
                 s.new[oj["key"]] = ObjectState(oj["cls"], oj.get("identity"), oj["key"], "pending")
             for oj in sj.get("flushed_deleted", ()):
                 s.flushed_deleted[oj["key"]] = ObjectState(oj["cls"], oj.get("identity"), oj["key"], "deleted")
-            s.dirty = {oj["key"] for oj in sj.get("dirty", ())}
-            s.deleted = {oj["key"] for oj in sj.get("deleted", ())}
+            s.dirty = dict.fromkeys(oj["key"] for oj in sj.get("dirty", ()))
+            s.deleted = dict.fromkeys(oj["key"] for oj in sj.get("deleted", ()))
             for tj in sj.get("transactions", ()):
                 s.transactions[tj["id"]] = TransactionState(tj["id"], tj.get("origin", "begin"), tj.get("parent"),
                                                             list(tj.get("connections", ())), tj.get("since"))
@@ -377,7 +378,7 @@ def _after_flush(st: State, e: dict[str, Any]) -> None:
         if o is not None:
             o.modified.clear(), o.changes.clear()
             o.flushed = ref.get("changes") or {}
-        s.dirty.discard(ref["key"])
+        s.dirty.pop(ref["key"], None)
 
 
 def _after_flush_postexec(st: State, e: dict[str, Any]) -> None:
@@ -401,7 +402,7 @@ def _expire(st: State, e: dict[str, Any]) -> None:
     if attrs is None:  # the whole object: its changes are gone, it is no longer modified
         o.expired = True
         o.modified.clear(), o.changes.clear()
-        s.dirty.discard(o.key)
+        s.dirty.pop(o.key, None)
     else:  # some attributes: their changes are gone, but SQLAlchemy still counts the object modified
         o.modified.difference_update(attrs)
         for attr in attrs:
@@ -417,7 +418,7 @@ def _refresh(st: State, e: dict[str, Any]) -> None:
     attrs = e.get("attrs")
     if attrs is None:  # loaded from a row as a whole (populate_existing): unmodified
         o.modified.clear(), o.changes.clear()
-        s.dirty.discard(o.key)
+        s.dirty.pop(o.key, None)
     else:
         o.modified.difference_update(attrs)
         for attr in attrs:

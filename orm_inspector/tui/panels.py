@@ -96,7 +96,7 @@ class Overview(Vertical):
 
 
 def _counts(s: SessionState) -> tuple[str, str, str]:
-    dirty = sum(1 for k in s.dirty if k not in s.deleted)
+    dirty = len(s.dirty) - sum(1 for k in s.deleted if k in s.dirty)  # marked deleted: not dirty (to_json)
     return str(len(s.new)), str(dirty), str(len(s.deleted))
 
 
