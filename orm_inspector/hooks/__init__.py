@@ -92,8 +92,8 @@ def _instrument_mapper(mapper: Any) -> None:
         done.add(key)
         fns = attribute_listeners(key)
         kinds = ("append", "remove", "modified") if impl.collection else ("set", "modified")
-        for kind in kinds:  # retval: called without SQLAlchemy's wrapper; they return what they got
-            event.listen(attr, kind, fns[kind], raw=True, retval=True)
+        for kind in kinds:  # called without SQLAlchemy's wrapper (see attribute_listeners)
+            event.listen(attr, kind, fns[kind], raw=True, retval=True, include_key=True)
 
 
 def _on_mapper_configured(mapper: Any, class_: Any) -> None:

@@ -1,0 +1,126 @@
+"""The cheap paths of the hottest hooks keep every rule.
+
+The listeners that fire once per object or per statement are registered so that SQLAlchemy calls
+them without a wrapper of its own (``retval=True``, and ``include_key=True`` for attribute events):
+they must then give back exactly what they were handed, also when they fail inside. And the hooks
+read which families someone listens to from flags (``runtime.want``) that must follow the signals'
+receivers: a new receiver gets events at once, a receiver gone stops their building.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
+
+import orm_inspector
+from orm_inspector import signals
+from orm_inspector.hooks import engine as engine_hooks
+from orm_inspector.hooks import runtime
+from orm_inspector.hooks import session as session_hooks
+from orm_inspector.transports.dispatcher import dispatcher
+
+from .models import Author, Base, Book
+
+
+def _listeners(collection) -> list:
+    return list(collection)
+
+
+def test_attribute_listeners_are_called_without_a_wrapper():
+    orm_inspector.install()
+    Author.name  # noqa: B018 - the mapper is configured, its attributes instrumented
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
+    names = [getattr(fn, "__name__", "") for fn in _listeners(Author.name.dispatch.set)]
+    assert any(n.startswith("orm_inspector_on_set") for n in names), names  # ours, not SQLAlchemy's `wrap`
+    names = [getattr(fn, "__name__", "") for fn in _listeners(Author.books.dispatch.append)]
+    assert any(n.startswith("orm_inspector_on_append") for n in names), names
+
+
+def test_before_cursor_execute_is_called_without_a_wrapper():
+    orm_inspector.install()
+    engine = create_engine("sqlite://")
+    names = [getattr(fn, "__name__", "") for fn in _listeners(engine.dispatch.before_cursor_execute)]
+    assert "before_cursor_execute" in names and "wrap_before_cursor_execute" not in names, names
+
+
+def test_failing_hot_hooks_give_the_app_its_values_back(sqlite_url, tmp_path, monkeypatch):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add(Author(name="ann", books=[Book(title="one")]))
+        s.commit()
+
+    def broken(*args, **kwargs):
+        raise KeyError("inspector bug")
+
+    monkeypatch.setattr(session_hooks, "_attr_event", broken)
+    monkeypatch.setattr(engine_hooks, "_before", broken)
+    with orm_inspector.record(tmp_path / "t.jsonl"):
+        with Session(engine) as s:
+            author = s.scalars(select(Author)).one()
+            author.name = "bob"  # a `set` listener that fails must still hand "bob" back
+            author.books.append(Book(title="two"))  # and an `append` its member
+            assert author.name == "bob" and [b.title for b in author.books] == ["one", "two"]
+            s.commit()
+            assert s.execute(text("SELECT name FROM author")).scalar_one() == "bob"
+            assert sorted(s.scalars(text("SELECT title FROM book")).all()) == ["one", "two"]
+    assert runtime.errors > 0  # counted and reported, never raised
+
+
+def test_family_flags_follow_the_receivers(sqlite_url):
+    engine = create_engine(sqlite_url)
+    orm_inspector.install()
+    dispatcher.stop()  # nothing drains the queue behind our back: pumps happen here only
+    assert not runtime.want.sql  # nobody listens: statements are not even built
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert not any(type(e).__name__ == "SQLEvent" for e in runtime.queue)
+
+    def receiver(sender, events):
+        pass
+
+    signals.sql.connect(receiver)  # from this moment on, not from the next pump
+    assert runtime.want.sql and not runtime.want.pool
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 2"))
+    assert any(e.kind == "before_cursor_execute" and e.statement == "SELECT 2" for e in runtime.queue)
+
+    signals.sql.disconnect(receiver)
+    assert not runtime.want.sql
+
+    def weak_receiver(sender, events):
+        pass
+
+    signals.sql.connect(weak_receiver)  # weak: it goes when the function does, without disconnect()
+    assert runtime.want.sql
+    del weak_receiver
+    gc.collect()
+    dispatcher.pump()
+    assert not runtime.want.sql  # noticed at the next pump
+
+
+def test_uninstalled_hot_hooks_do_nothing(sqlite_url):
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    signals.events.connect(_nobody, weak=False)  # someone listens: only the switch keeps them quiet
+    try:
+        orm_inspector.install()
+        orm_inspector.uninstall()
+        with Session(engine) as s:
+            s.add(Author(name="ann", books=[Book(title="one")]))
+            s.commit()
+            author = s.scalars(select(Author)).one()
+            author.name = "bob"
+            author.books.append(Book(title="two"))
+            s.commit()
+        assert len(runtime.queue) == 0
+    finally:
+        signals.events.disconnect(_nobody)
+
+
+def _nobody(sender, events):
+    pass
