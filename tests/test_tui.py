@@ -42,6 +42,7 @@ def utc(monkeypatch):
 def quiet_replay(seq: int | None = None) -> InspectorApp:
     app = replay_app(TRACE)
     app.hints = False
+    app.sub_title = "replay: bookshop.jsonl"  # not the checkout's path: the snapshots hold it
     if seq is not None:
         app.view.seek(seq)
     return app
@@ -268,3 +269,33 @@ async def test_connect_follows_every_process_of_a_forking_app(tmp_path):
     finally:
         program.kill()
         program.wait()
+
+
+async def test_a_log_follows_its_end_until_the_reader_moves_up():
+    events = list(TraceReader(TRACE))
+    view = View()
+    view.hello({"pid": events[0]["pid"]})
+    for e in events[:200]:
+        view.apply(e)
+    app = InspectorApp(view, title="test")
+    app.hints = False
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        table = app.query_one("#event-log", KeyedTable)
+        assert table.selected_key() == f"{events[0]['pid']}/200"
+        for e in events[200:210]:
+            view.apply(e)
+        await pilot.pause(0.4)
+        assert table.selected_key() == f"{events[0]['pid']}/210"  # followed
+        await pilot.press("up")
+        for e in events[210:220]:
+            view.apply(e)
+        await pilot.pause(0.4)
+        assert table.selected_key() == f"{events[0]['pid']}/209" and f"{events[0]['pid']}/220" not in table.keys
+        await pilot.press("end")
+        await pilot.pause(0.4)
+        for e in events[220:230]:
+            view.apply(e)
+        await pilot.pause(0.4)
+        assert table.selected_key() == f"{events[0]['pid']}/230"

@@ -78,8 +78,6 @@ class InspectorApp(App):
         Binding("minus", "speed(-1)", "slower", show=False),
         Binding("less_than_sign", "step(-100)", "back 100", show=False),
         Binding("greater_than_sign", "step(100)", "next 100", show=False),
-        Binding("home", "step(-1000000000000)", "start", show=False),
-        Binding("end", "step(1000000000000)", "end", show=False),
     ]
 
     def __init__(self, view: View, *, pump: SourcePump | None = None, title: str = "",
@@ -245,7 +243,7 @@ class InspectorApp(App):
         self.set_focus(None)
         self.query_one(TabbedContent).active = tab
         self.refresh_screen(force=True)
-        main = {"overview": "#sessions", "session": "#objects", "pool": "#connections", "events": "#events",
+        main = {"overview": "#sessions", "session": "#objects", "pool": "#connections", "events": "#event-log",
                 "sql": "#statements"}[tab]
         self.set_focus(self.query_one(main))
 

@@ -350,7 +350,7 @@ class EventLog(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: words, kind:flush session:s3 cls:Book thread:clerk-1 pid:42", id="event-filter", classes="filter")
         yield KeyedTable(("seq", "seq"), ("time", "time"), ("kind", "kind"), ("session", "session"),
-                         ("thread", "thread"), ("what", "what"), id="events")
+                         ("thread", "thread"), ("what", "what"), id="event-log")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -358,7 +358,7 @@ class EventLog(Vertical):
 
     def show(self, view: View, now: float) -> None:
         query = self.query_one("#event-filter", Input).value.strip()
-        table = self.query_one("#events", KeyedTable)
+        table = self.query_one("#event-log", KeyedTable)
         if query != self.query_text:
             table.reset()
             self.query_text = query

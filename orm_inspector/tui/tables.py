@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 CHUNK = 1000  # rows added per call: about 80 ms of work
@@ -24,6 +25,15 @@ def _width(cell: Any) -> int:
 
 
 class KeyedTable(DataTable):
+    BINDINGS = [Binding("home", "first_row", "first row", show=False),
+                Binding("end", "last_row", "last row", show=False)]
+
+    def action_first_row(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        self.move_cursor(row=max(0, self.row_count - 1))
+
     def __init__(self, *columns: tuple[str, str], **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
