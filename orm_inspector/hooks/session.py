@@ -93,7 +93,7 @@ def _new_track(session: Any) -> Track:
 
 
 # ---- session and transaction events -----------------------------------------------------------
-_ORIGINS: dict[Any, str] = {}  # SessionTransactionOrigin -> our name, filled as they are met
+_ORIGINS: dict[int, str] = {}  # id(SessionTransactionOrigin member, they live for good) -> our name
 
 
 def _gone(key: int) -> None:
@@ -108,9 +108,9 @@ def _txn_origin(transaction: Any) -> str:
     origin = getattr(transaction, "origin", None)
     if origin is None:  # SQLAlchemy releases without SessionTransaction.origin
         return "nested" if transaction.nested else ("begin" if transaction._parent is None else "subtransaction")
-    name = _ORIGINS.get(origin)
+    name = _ORIGINS.get(id(origin))  # by id: an Enum member's hash is a Python-level call
     if name is None:
-        name = _ORIGINS[origin] = "nested" if origin.name == "BEGIN_NESTED" else origin.name.lower()
+        name = _ORIGINS[id(origin)] = "nested" if origin.name == "BEGIN_NESTED" else origin.name.lower()
     return name
 
 
