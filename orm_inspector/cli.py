@@ -143,6 +143,22 @@ def cmd_connect(args: argparse.Namespace) -> int:
     return _run_app(lambda: connect_app(args.address, args.token))
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .learn.lesson import LessonError, load
+    from .tui.learn import LearnApp
+
+    script = Path(args.script) if args.script else None
+    if script is not None:
+        try:
+            load(script)  # a missing file, a syntax error or a malformed claim: said now, in one line
+        except LessonError as exc:
+            raise UserError(f"learn: {exc}") from None
+    LearnApp(script=script).run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orm-inspector",
@@ -190,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("address", nargs="?", metavar="ADDR", help="unix:PATH, a socket path, or HOST:PORT")
     connect.add_argument("--token", help="the server's token (printed by run --listen, or serve().token)")
     connect.set_defaults(run=cmd_connect)
+
+    learn = commands.add_parser("learn", help="guided lessons on the Session: object states, flush, commit, ...",
+                                description="Lessons on what the SQLAlchemy Session does, each a short script run "
+                                            "one statement at a time: watch objects move between transient, "
+                                            "pending, persistent, deleted and detached, and see the SQL each step "
+                                            "sends and why. With SCRIPT, step through a script of your own.")
+    learn.add_argument("script", nargs="?", metavar="SCRIPT", help="a Python script of your own to step through")
+    learn.set_defaults(run=cmd_learn)
 
     run = commands.add_parser(
         "run", help="run a Python program with orm_inspector installed, no change to its code",
