@@ -173,3 +173,16 @@ def test_a_sessions_thread_is_the_apps_not_the_inspectors():
     st.apply({"seq": 2, "ts": 2.0, "kind": "gc_evicted", "session": "s1", "thread": "orm-inspector",
               "obj": {"cls": "A", "identity": [1], "key": "o1"}})
     assert st.sessions["s1"].thread == "worker-1" and st.sessions["s1"].last == 1.0
+
+
+def test_a_step_back_forgets_the_last_events_exactly():
+    view = ReplayView(Timeline(TRACE, every=100))
+    fresh = ReplayView(Timeline(TRACE, every=100))
+    for seq in (500, 499, 480, 481, 300):
+        view.seek(seq)
+        fresh.seek(0)
+        fresh.seek(seq)  # rebuilt from scratch
+        got = [(st.seq, st.duration, st.rows) for st in view.journal.statements]
+        want = [(st.seq, st.duration, st.rows) for st in fresh.journal.statements if st.seq >= got[0][0]]
+        assert got == want, seq
+        assert [e["seq"] for e in view.journal.events][-50:] == [e["seq"] for e in fresh.journal.events][-50:]

@@ -40,6 +40,7 @@ class Statement:
     duration: float | None = None  # None until it returns
     rows: int | None = None
     error: str | None = None
+    done: int | None = None  # the seq of its after_cursor_execute or handle_error
 
     @property
     def cause_text(self) -> str:
@@ -85,6 +86,7 @@ class Journal:
                 st.duration = e.get("duration")
                 st.rows = e.get("rows")
                 st.error = e.get("error")
+                st.done = e.get("seq")
                 if kind == "handle_error" and st.duration is None:
                     st.duration = e.get("ts", st.ts) - st.ts
         self.events.append(e)
@@ -92,6 +94,18 @@ class Journal:
     def extend(self, events: Iterable[dict[str, Any]]) -> None:
         for e in events:
             self.add(e)
+
+    def truncate(self, seq: int) -> None:
+        """Forget what came after ``seq``: a replay's step back, without reading anything again."""
+        while self.events and self.events[-1].get("seq", 0) > seq:
+            self.events.pop()
+        while self.statements and self.statements[-1].seq > seq:
+            st = self.statements.pop()
+            self._running.pop((st.pid, st.connection), None)
+        for st in self.statements:  # those still running at seq
+            if st.done is not None and st.done > seq:
+                st.duration = st.rows = st.error = st.done = None
+                self._running[(st.pid, st.connection)] = st
 
     # ---- an object's story -------------------------------------------------------------------
     def story(self, pid: Any, key: str) -> list[dict[str, Any]]:

@@ -183,6 +183,13 @@ class ReplayView(View):
         state = self.timeline.seek(seq)
         if before is not None and 0 <= state.seq - before < self.window:
             first = before + 1  # a step forward: the journal just takes the new events
+        elif before is not None and 0 < before - state.seq < self.window // 2:
+            first = state.seq + 1  # a step back: the journal forgets the last events
+            self.journal.truncate(state.seq)
+            self.rates = Rates()
+            for e in self.journal.events:
+                self.rates.add(e)
+            self._all_touched = True
         else:
             first = max(1, state.seq - self.window + 1)
             self.journal = Journal(self.window)

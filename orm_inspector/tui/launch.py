@@ -15,6 +15,8 @@ from ..transports.client import SourceError
 from ..transports.pump import SourcePump
 from .app import InspectorApp
 
+REPLAY_CHECKPOINTS = 2000  # events between the replay's snapshots: a step back folds at most this many
+
 
 def demo_app(*, threads: int = 3, pause: float = 0.5, rounds: int = 1000) -> InspectorApp:
     """The bookshop demo running in this process on a SQLite file, and the app watching it."""
@@ -51,7 +53,7 @@ def demo_app(*, threads: int = 3, pause: float = 0.5, rounds: int = 1000) -> Ins
 def replay_app(path: str | Path) -> InspectorApp:
     from ..state.timeline import Timeline
 
-    timeline = Timeline(path)  # a bad file raises TraceError here
+    timeline = Timeline(path, every=REPLAY_CHECKPOINTS)  # a bad file raises TraceError here
     return InspectorApp(ReplayView(timeline), title=f"replay: {path}", on_exit=timeline.close)
 
 
