@@ -126,6 +126,7 @@ def set_redaction(pattern: str | None) -> None:
     global _redact
     _redact = re.compile(pattern, re.I) if pattern else None
     _redacts.clear()
+    _masks.clear()
 
 
 _redacts: dict[str, bool] = {}
@@ -137,6 +138,23 @@ def redacts(name: str) -> bool:
     except KeyError:
         answer = _redacts[name] = _redact is not None and _redact.search(name) is not None
         return answer
+
+
+# id(names tuple) -> (names, which of them are redacted). A cached compiled statement hands the same
+# ``positiontup`` to every execution, so its names are looked at once, not at every row.
+_masks: dict[int, tuple[Any, tuple[bool, ...]]] = {}
+
+
+def redaction_mask(names: Any) -> tuple[bool, ...]:
+    """``redacts(n)`` for each name of a statement's bind names, cached per names tuple."""
+    entry = _masks.get(id(names))
+    if entry is not None and entry[0] is names:
+        return entry[1]
+    if len(_masks) > 10_000:
+        _masks.clear()
+    mask = tuple(redacts(n) for n in names)
+    _masks[id(names)] = (names, mask)  # keeps the tuple alive: its id cannot be reused meanwhile
+    return mask
 
 
 def finish(value: Any) -> Any:

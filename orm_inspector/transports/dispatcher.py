@@ -15,9 +15,12 @@ threads.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import os
 import threading
 import time
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import session as _sa_session
@@ -26,7 +29,7 @@ from .. import signals
 from ..events import FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEvent, LifecycleEvent, ObjRef, SQLEvent
 from ..hooks import callsite, runtime
 from ..hooks.session import tracks
-from ..hooks.values import REDACTED, finish, redacts, ref
+from ..hooks.values import MAX_STR, REDACTED, finish, redaction_mask, redacts, ref
 
 _LEAVES = {"persistent_to_deleted", "persistent_to_detached", "deleted_to_detached", "persistent_to_transient",
            "gc_evicted", "deleted_to_persistent"}
@@ -103,18 +106,30 @@ def _params(captured: Any) -> Any:
     return {"count": count, "first": [_named(names, p) for p in sets]}
 
 
+# Values a parameter can have that ``finish`` would give back unchanged: skipped without a call.
+_AS_IS = frozenset({int, float, bool, type(None), decimal.Decimal, datetime.date, datetime.datetime,
+                    datetime.time, datetime.timedelta, uuid.UUID})
+
+
+def _value(v: Any) -> Any:
+    if type(v) is str and len(v) <= MAX_STR:
+        return v
+    return finish(v)
+
+
 def _named(names: Any, params: Any) -> Any:
     if isinstance(params, dict):
-        return {k: (REDACTED if redacts(k) else finish(v)) for k, v in params.items()}
+        return {k: (REDACTED if redacts(k) else v if type(v) in _AS_IS else _value(v)) for k, v in params.items()}
     if names:
         if len(names) == len(params):
-            return {n: (REDACTED if redacts(n) else finish(v)) for n, v in zip(names, params)}
+            return {n: (REDACTED if hide else v if type(v) in _AS_IS else _value(v))
+                    for n, hide, v in zip(names, redaction_mask(names), params)}
         if len(params) % len(names) == 0:  # a batched INSERT: one flat tuple of several rows
             rows = [params[i:i + len(names)] for i in range(0, len(params), len(names))]
             return {"count": len(rows), "first": [_named(names, row) for row in rows[:MAX_ROWS]]}
-        if any(redacts(n) for n in names):  # names we cannot line up: hide every value
+        if any(redaction_mask(names)):  # names we cannot line up: hide every value
             return [REDACTED] * len(params)
-    return [finish(v) for v in params]
+    return [v if type(v) in _AS_IS else _value(v) for v in params]
 
 
 def _redact_changes(refs: list[ObjRef] | None) -> None:
