@@ -5,7 +5,6 @@ says, live sources keep folding while the screen is paused, and each main screen
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 import orm_inspector
-from orm_inspector.state import Timeline, fold
+from orm_inspector.state import fold
 from orm_inspector.state.view import View
 from orm_inspector.transports.pump import SourcePump
 from orm_inspector.transports.sources import LiveSource

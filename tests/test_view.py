@@ -50,7 +50,7 @@ def test_objects_carry_their_unflushed_changes_and_what_their_last_flush_wrote(s
     with orm_inspector.record(path):
         with Session(engine) as s:
             ann = s.scalars(select(Author)).one()
-            ann.books  # loaded first: its lazy load would autoflush the edits below
+            assert ann.books  # loaded first: its lazy load would autoflush the edits below
             ann.name = "anne"
             ann.name = "annie"  # the first old value stays, the last new one wins
             ann.books.append(Book(title="a2"))

@@ -131,7 +131,8 @@ def _claims_below(path: Path, lines: list[str], last: int, limit: int) -> list[C
             continue
         m = CLAIM.match(line)
         if m is None or m["what"].strip() not in CLAIM_KINDS:
-            raise LessonError(f"{path}: line {n + 1}: not a claim: {line.strip()!r} (see orm_inspector/learn/lesson.py)")
+            raise LessonError(f"{path}: line {n + 1}: not a claim: {line.strip()!r} "
+                              "(see orm_inspector/learn/lesson.py)")
         kind = m["what"].strip()
         if kind == "state" and not m["subject"]:
             raise LessonError(f"{path}: line {n + 1}: 'state' needs a name: #> state book: pending")

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import bisect
 import gzip
-from array import array
-from collections.abc import Iterator
 import pickle
 import shutil
 import tempfile
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 

@@ -214,8 +214,8 @@ class InspectorApp(App):
         width = max(10, self.size.width - 40)
         filled = round(width * view.seq / max(view.last_seq, 1))
         state = f"playing x{SPEEDS[self.speed_index]}/s" if self.playing else "stopped"
-        return Text.assemble(f"seq {view.seq}/{view.last_seq} ", ("━" * filled, "cyan"), ("─" * (width - filled), "grey42"),
-                             f" {state}")
+        return Text.assemble(f"seq {view.seq}/{view.last_seq} ", ("━" * filled, "cyan"),
+                             ("─" * (width - filled), "grey42"), f" {state}")
 
     def get_system_commands(self, screen: Any):
         """The command palette (ctrl+p): every pane and move, by name."""

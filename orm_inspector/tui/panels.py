@@ -16,8 +16,18 @@ from textual.widgets import Input, Sparkline, Static
 from ..state.journal import describe, matches, one_line, statement_matches
 from ..state.model import ObjectState, SessionState
 from ..state.view import ReplayView, View, session_status
-from .look import (LONG_CHECKOUT, STATE_COLORS, age, change_lines, clock, gauge, ref_text, state_text,
-                   status_text, value_text)
+from .look import (
+    LONG_CHECKOUT,
+    STATE_COLORS,
+    age,
+    change_lines,
+    clock,
+    gauge,
+    ref_text,
+    state_text,
+    status_text,
+    value_text,
+)
 from .tables import KeyedTable
 
 LOG_ROWS = 300  # rows the event and SQL logs show: the most recent that match the filter
@@ -127,7 +137,8 @@ def pool_summary(view: View, now: float) -> Text:
                           default=None)
             if longest is not None:
                 held = now - longest.since
-                out.append(f"  longest held: {longest.id} by {longest.session or longest.thread} for {age(longest.since, now)}\n",
+                holder = longest.session or longest.thread
+                out.append(f"  longest held: {longest.id} by {holder} for {age(longest.since, now)}\n",
                            style="bold red" if held >= LONG_CHECKOUT else "")
     return out if out.plain else Text("no pool yet")
 
@@ -348,7 +359,8 @@ def short_site(site: str | None) -> str:
 
 class EventLog(Vertical):
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: words, kind:flush session:s3 cls:Book thread:clerk-1 pid:42", id="event-filter", classes="filter")
+        yield Input(placeholder="filter: words, kind:flush session:s3 cls:Book thread:clerk-1 pid:42",
+                    id="event-filter", classes="filter")
         yield KeyedTable(("seq", "seq"), ("time", "time"), ("kind", "kind"), ("session", "session"),
                          ("thread", "thread"), ("what", "what"), id="event-log")
 
@@ -359,24 +371,32 @@ class EventLog(Vertical):
     def show(self, view: View, now: float) -> None:
         query = self.query_one("#event-filter", Input).value.strip()
         table = self.query_one("#event-log", KeyedTable)
-        if query != self.query_text:
-            table.reset()
-            self.query_text = query
-        elif not following(table):
-            return  # the reader moved up the log: it stays still until they go back to its end
-        picked = []
-        for e in reversed(view.journal.events):
-            if matches(e, query):
-                picked.append(e)
-                if len(picked) >= LOG_ROWS:
-                    break
-        picked.reverse()
+        if not log_moves(self, table, query):
+            return
+        picked = latest(view.journal.events, lambda e: matches(e, query))
         table.sync(((f"{e.get('pid')}/{e.get('seq')}", event_cells(e)) for e in picked), follow=True)
 
 
-def following(table: KeyedTable) -> bool:
-    """A log follows its end while the cursor is on its last row (or it is empty)."""
+def log_moves(pane: Any, table: KeyedTable, query: str) -> bool:
+    """Whether a log is redrawn: it follows its end while the cursor is on its last row (or it is
+    empty); when the reader moves up, it stays still until they go back. A new filter starts it anew."""
+    if query != pane.query_text:
+        table.reset()
+        pane.query_text = query
+        return True
     return table.row_count == 0 or table.cursor_row >= table.row_count - 1
+
+
+def latest(items: Any, keep: Any, limit: int = LOG_ROWS) -> list[Any]:
+    """The last ``limit`` items that ``keep`` accepts, oldest first."""
+    picked = []
+    for item in reversed(items):
+        if keep(item):
+            picked.append(item)
+            if len(picked) >= limit:
+                break
+    picked.reverse()
+    return picked
 
 
 def event_cells(e: dict[str, Any]) -> tuple:
@@ -387,7 +407,8 @@ def event_cells(e: dict[str, Any]) -> tuple:
 
 class SQLLog(Vertical):
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: words, kind:lazy_load (the cause) session:s3 cls:Book conn:c1", id="sql-filter", classes="filter")
+        yield Input(placeholder="filter: words, kind:lazy_load (the cause) session:s3 cls:Book conn:c1",
+                    id="sql-filter", classes="filter")
         yield KeyedTable(("seq", "seq"), ("session", "session"), ("cause", "cause"), ("ms", "ms"), ("rows", "rows"),
                          ("statement", "statement"), id="statements")
         yield Static(id="sql-detail")
@@ -400,19 +421,10 @@ class SQLLog(Vertical):
     def show(self, view: View, now: float) -> None:
         query = self.query_one("#sql-filter", Input).value.strip()
         table = self.query_one("#statements", KeyedTable)
-        if query != self.query_text:
-            table.reset()
-            self.query_text = query
-        elif not following(table):
+        if not log_moves(self, table, query):
             self.show_detail()
-            return  # the reader moved up the log: it stays still until they go back to its end
-        picked = []
-        for st in reversed(view.journal.statements):
-            if statement_matches(st, query):
-                picked.append(st)
-                if len(picked) >= LOG_ROWS:
-                    break
-        picked.reverse()
+            return
+        picked = latest(view.journal.statements, lambda st: statement_matches(st, query))
         self.by_key = {f"{st.pid}/{st.seq}": st for st in picked}
         table.sync(((key, statement_cells(st)) for key, st in self.by_key.items()), follow=True)
         self.show_detail()
@@ -439,7 +451,8 @@ def statement_detail(st: Any) -> Text:
                f"connection {st.connection or '-'}  thread {st.thread}\n")
     out.append(f"from: {st.site or 'unknown'}\n")
     if st.duration is not None:
-        out.append(f"took {st.duration * 1000:.3f} ms" + (f", {st.rows} row(s)" if st.rows not in (None, -1) else "") + "\n")
+        rows = f", {st.rows} row(s)" if st.rows not in (None, -1) else ""
+        out.append(f"took {st.duration * 1000:.3f} ms{rows}\n")
     if st.error:
         out.append(f"error: {st.error}\n", style="bold red")
     return out

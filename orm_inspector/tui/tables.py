@@ -81,7 +81,7 @@ class KeyedTable(DataTable):
             self.move_cursor(row=self.row_count - 1)
 
     def _update(self, key: str, before: tuple, cells: tuple) -> None:
-        for (column_key, _), old, new in zip(self._columns, before, cells):
+        for (column_key, _), old, new in zip(self._columns, before, cells, strict=True):
             if old != new:
                 column = self.columns.get(column_key)  # type: ignore[call-overload]
                 grow = column is not None and _width(new) > column.content_width
