@@ -96,3 +96,15 @@ def test_an_own_script_can_be_a_lesson(tmp_path):
         assert [runner.run_next().failures for _ in lesson.steps] == [[], []]
     finally:
         runner.close()
+
+
+def test_looking_at_a_lessons_variables_never_connects():
+    from sqlalchemy import create_engine
+
+    from sqlalchemy import event
+
+    engine = create_engine("sqlite://")
+    connects = []
+    event.listen(engine, "connect", lambda *args: connects.append(args))
+    assert lifecycle_state(engine) is None and lifecycle_state(int) is None and lifecycle_state(Lesson) is None
+    assert connects == []

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import inspect
-from sqlalchemy.exc import NoInspectionAvailable
+from sqlalchemy.orm.base import opt_manager_of_class
 
 from .. import signals
 from .lesson import Claim, Lesson, Step, statements
@@ -45,13 +45,11 @@ class StepResult:
 
 
 def lifecycle_state(obj: Any) -> str | None:
-    """What SQLAlchemy says of a mapped instance (None for anything else)."""
-    try:
-        st = inspect(obj)
-    except NoInspectionAvailable:
+    """What SQLAlchemy says of a mapped instance (None for anything else). Only mapped instances are
+    inspected: inspect(engine) would connect, which the lesson did not ask for."""
+    if isinstance(obj, type) or opt_manager_of_class(type(obj)) is None:
         return None
-    if not hasattr(st, "transient"):
-        return None
+    st = inspect(obj)
     return next((name for name in STATES if getattr(st, name)), None)
 
 
