@@ -30,9 +30,9 @@ clock = time.perf_counter
 
 
 def timed(name, fn):
-    def listener(*args):  # returns what the hook returns: some are registered with retval=True
-        start = clock()
-        result = fn(*args)
+    def listener(*args, **kw):  # returns what the hook returns: some are registered with retval=True
+        start = clock()  # (and attribute events with include_key=True, which passes key=)
+        result = fn(*args, **kw)
         spent[name] += clock() - start
         calls[name] += 1
         return result

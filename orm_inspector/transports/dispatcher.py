@@ -277,25 +277,35 @@ class Dispatcher:
     def _process(self, batch: list[Event]) -> list[Event]:
         """Follow identity maps through lifecycle events; finish the other events."""
         members, out = self.members, []
+        append = out.append
+        sid, m = None, None  # the last session's Membership: runs of events of one session are usual
         for ev in batch:
-            if type(ev) is LifecycleEvent:
-                m = members.get(ev.session)
-                if m is None:
-                    m = members[ev.session] = Membership()
+            t = type(ev)
+            if t is LifecycleEvent:
+                if ev.session is not sid or m is None:
+                    sid = ev.session
+                    m = members.get(sid)
+                    if m is None:
+                        m = members[sid] = Membership()
                 evicted = m.apply(ev)
                 ev.ikey = None
                 if evicted is not None:
-                    out.append(LifecycleEvent(ts=ev.ts, kind="gc_evicted", pid=ev.pid, thread="orm-inspector",
-                                              session=ev.session, obj=evicted))
+                    append(LifecycleEvent(ts=ev.ts, kind="gc_evicted", pid=ev.pid, thread="orm-inspector",
+                                          session=ev.session, obj=evicted))
+            elif t is AttributeEvent:  # the common finishing steps inline, _finish for the rest
+                attr = ev.attr
+                if attr is not None and redacts(attr):
+                    ev.value = ev.old = REDACTED
             else:
                 if ev.kind == "session_close":  # close() empties the map: nothing left to follow
                     members.pop(ev.session, None)
+                    sid, m = None, None
                 try:
                     _finish(ev)
                 except Exception as exc:  # noqa: BLE001 - lose a detail, never the event
                     runtime.record_error(f"finish {ev.kind}", exc)
                     _strip(ev)
-            out.append(ev)
+            append(ev)
         return out
 
     def _live_sessions(self) -> list[tuple[Any, Any]]:
