@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from orm_inspector.learn.lesson import bundled
 from orm_inspector.tui.learn import LearnApp, LessonScreen
 
@@ -99,3 +101,20 @@ def test_learn_opens_and_quits_on_q():
     assert term.wait() == 0
     assert_restored(term.output)
     assert Path(FIVE_STATES).exists()
+
+
+@pytest.mark.parametrize("path", bundled(), ids=[p.stem for p in bundled()])
+async def test_every_lesson_plays_to_its_end_on_the_screen(path):
+    app = LearnApp(script=path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        deadline = time.monotonic() + 60
+        while not screen.runner.done:
+            assert time.monotonic() < deadline
+            if not screen.busy:
+                await pilot.press("space")
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        happened = str(screen.query_one("#happened").render())
+        assert "✗" not in happened and "done." in happened
