@@ -31,6 +31,7 @@ from ..state.view import View
 from .look import STATE_COLORS
 
 STATES = ("transient", "pending", "persistent", "deleted", "detached")
+NARROW = 120  # columns: below this, the code goes above the rest
 #: The arrows of the diagram: (from, to, what moves an object along it, the event that says it did).
 TRANSITIONS = (
     ("transient", "pending", "session.add()", "transient_to_pending"),
@@ -62,8 +63,10 @@ class Lessons(Screen):
         options = []
         for i, path in enumerate(self.paths):
             lesson = load(path)
-            first = lesson.introduction.split("\n")[0]
-            options.append(Option(Text.assemble((f"{lesson.title}\n", "bold"), (f"   {first}", "grey62")), id=str(i)))
+            about = " ".join(lesson.introduction.split())
+            about = about if len(about) <= 150 else about[:147] + "..."
+            options.append(Option(Text.assemble((f"{i + 1:2}. {lesson.title}\n", "bold"), (f"    {about}", "grey62")),
+                                  id=str(i)))
         yield OptionList(*options, id="lesson-list")
         yield Footer()
 
@@ -92,7 +95,7 @@ class LessonScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="lesson-body"):
             yield ScrollableContainer(Static(id="code"), id="code-scroll")
             with Vertical(id="lesson-side"):
                 yield Static(id="diagram")
@@ -102,6 +105,13 @@ class LessonScreen(Screen):
     def on_mount(self) -> None:
         self.app.sub_title = f"learn: {self.lesson.title}"
         self.start()
+
+    def on_resize(self) -> None:
+        """Side by side on a wide terminal; one above the other on a small one."""
+        narrow = self.size.width < NARROW
+        if narrow != self.has_class("narrow"):
+            self.set_class(narrow, "narrow")
+            self.show()
 
     def start(self) -> None:
         if self.runner is not None:
@@ -203,6 +213,8 @@ class LessonScreen(Screen):
         states = self.object_states()
         fired = {e["kind"] for e in self.last.events} if self.last else set()
         lit = {to for _, to, _, kind in TRANSITIONS if kind in fired}
+        if self.has_class("narrow"):
+            return self.small_diagram(states, fired, lit)
         boxes = Table.grid(expand=True, padding=(0, 1))
         for _ in STATES:
             boxes.add_column(ratio=1)
@@ -218,6 +230,20 @@ class LessonScreen(Screen):
             line = f" {source:>10} → {target:<10} {how}\n"
             arrows.append(line, style=f"bold reverse {STATE_COLORS.get(target, '')}" if kind in fired else "grey50")
         return Group(Text("the five states, and the lesson's objects in them", style="bold"), boxes, arrows)
+
+    def small_diagram(self, states: dict[str, str], fired: set[str], lit: set[str]) -> Group:
+        """The same, in a few lines: each state with its objects, and the transitions just taken."""
+        line = Text()
+        for state in STATES:
+            names = ", ".join(name for name, st in states.items() if st == state) or "-"
+            line.append(f"{state}", style=f"{STATE_COLORS[state]}{' bold reverse' if state in lit else ' bold'}")
+            line.append(f": {names}  ", style=STATE_COLORS[state])
+        now = Text()
+        for source, target, how, kind in TRANSITIONS:
+            if kind in fired:
+                now.append(f" {source} → {target} ({how}) ", style=f"bold reverse {STATE_COLORS.get(target, '')}")
+                now.append(" ")
+        return Group(line, now or Text("no object changed state", style="grey50"))
 
     def happened(self) -> Text:
         out = Text()
@@ -274,6 +300,9 @@ class LearnApp(App):
     #lesson-side { width: 1fr; }
     #diagram { height: auto; }
     #happened-scroll { height: 1fr; border-top: hkey $primary-background; }
+    LessonScreen.narrow #lesson-body { layout: vertical; }
+    LessonScreen.narrow #code-scroll { height: 40%; width: 100%; max-width: 100%; }
+    LessonScreen.narrow #lesson-side { width: 100%; }
     """
     BINDINGS = [Binding("ctrl+c", "quit", "quit", show=False, priority=True)]
 
