@@ -186,3 +186,19 @@ def test_a_step_back_forgets_the_last_events_exactly():
         want = [(st.seq, st.duration, st.rows) for st in fresh.journal.statements if st.seq >= got[0][0]]
         assert got == want, seq
         assert [e["seq"] for e in view.journal.events][-50:] == [e["seq"] for e in fresh.journal.events][-50:]
+
+
+def test_transitions_get_the_call_site_they_happened_at_where_it_is_certain():
+    journal = Journal()
+    journal.extend(events())
+    for e in journal.events:
+        if e["kind"] == "pending_to_persistent":  # inside a flush: where the app flushed
+            flush = max((f for f in events() if f["kind"] == "before_flush" and f["session"] == e["session"]
+                         and f["seq"] < e["seq"]), key=lambda f: f["seq"])
+            assert e["at"] == flush["site"]
+        elif e["kind"] == "loaded_as_persistent":  # its SELECT
+            select = max((s for s in events() if s["kind"] == "before_cursor_execute"
+                          and s.get("session") == e["session"] and s["seq"] < e["seq"]), key=lambda s: s["seq"])
+            assert e["at"] == select["site"]
+        elif e["kind"] == "transient_to_pending":  # session.add(): no statement, no site to be sure of
+            assert "at" not in e

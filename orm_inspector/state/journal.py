@@ -71,6 +71,9 @@ class Journal:
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self.statements: deque[Statement] = deque(maxlen=max_events)
         self._running: dict[tuple[Any, Any], Statement] = {}  # (pid, connection) -> statement under way
+        # Per (pid, session): the call sites of the flush and the commit under way, and of its last
+        # statement. Lifecycle events carry no call site of their own; these say where they came from.
+        self._sites: dict[tuple[Any, Any], dict[str, str]] = {}
 
     def add(self, e: dict[str, Any]) -> None:
         kind = e.get("kind")
@@ -89,7 +92,32 @@ class Journal:
                 st.done = e.get("seq")
                 if kind == "handle_error" and st.duration is None:
                     st.duration = e.get("ts", st.ts) - st.ts
+        if e.get("session") is not None:
+            self._locate(kind, e)
         self.events.append(e)
+
+    def _locate(self, kind: Any, e: dict[str, Any]) -> None:
+        """Give a transition the call site it happened at, where that is known for certain: inside a
+        flush (where the app flushed, committed or queried), a load (its SELECT), a commit."""
+        where = (e.get("pid"), e["session"])
+        sites = self._sites.get(where)
+        if kind in ("before_flush", "before_commit", "before_cursor_execute") and e.get("site"):
+            if sites is None:
+                sites = self._sites[where] = {}
+            sites[{"before_flush": "flush", "before_commit": "commit"}.get(kind, "statement")] = e["site"]
+        elif sites is None:
+            return
+        elif kind == "after_flush_postexec":
+            sites.pop("flush", None)
+        elif kind in ("after_transaction_end", "session_close", "session_gone"):
+            sites.pop("commit", None)
+            if kind != "after_transaction_end":
+                self._sites.pop(where, None)
+        elif kind in LIFECYCLE and "site" not in e:
+            at = sites.get("flush") or (sites.get("statement") if kind == "loaded_as_persistent" else None) \
+                or sites.get("commit")
+            if at:
+                e["at"] = at
 
     def extend(self, events: Iterable[dict[str, Any]]) -> None:
         for e in events:

@@ -215,5 +215,7 @@ class ReplayView(View):
         return True
 
     def story(self, key: str) -> list[dict[str, Any]]:
-        """The object's whole lifecycle up to now (not just the journal's window)."""
-        return list(self.timeline.object_events(key, upto=self.seq))
+        """The object's whole lifecycle up to now (not just the journal's window); events the journal
+        holds come from it, with the call sites it found for them."""
+        known = {e.get("seq"): e for e in self.journal.story(self.pid, key)}
+        return [known.get(e["seq"], e) for e in self.timeline.object_events(key, upto=self.seq)]

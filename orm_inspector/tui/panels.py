@@ -308,7 +308,7 @@ def object_detail(view: View, pid: Any, s: SessionState, o: ObjectState) -> Text
     story = view.story(o.key) if isinstance(view, ReplayView) else view.journal.story(pid, o.key)
     out.append("story:\n", style="bold")
     for e in story[-12:]:
-        where = (e.get("site") or "").rsplit("/", 1)[-1]
+        where = short_site(e.get("site") or e.get("at"))
         what = e["kind"]
         if e.get("attr"):
             what += f" {e['attr']}"
