@@ -27,6 +27,8 @@ def comparable(state: State) -> dict:
     data["counters"].pop("events")
     for s in data["sessions"]:  # seqs: a file's are renumbered, a stream's are the process's own
         s.pop("closed_at", None)
+        for sql in s.get("recent_sql", ()):
+            sql.pop("seq")
     return data
 
 

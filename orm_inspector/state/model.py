@@ -18,6 +18,7 @@ follow SQLAlchemy's own bookkeeping, event by event:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ INTO_MAP = {"pending_to_persistent", "loaded_as_persistent", "detached_to_persis
 OUT_OF_MAP = {"persistent_to_deleted", "persistent_to_detached", "persistent_to_transient", "gc_evicted"}
 EDITS = {"set", "append", "remove", "modified"}
 CLOSED_SHOWN = 20  # closed sessions listed by to_json(), the most recent ones
+RECENT_SQL = 20  # statements each session keeps (its SQL, in a snapshot that does not grow)
+SQL_TEXT = 500  # characters of each
 INSPECTOR_THREAD = "orm-inspector"  # events the inspector reports itself (gc_evicted, ...): not the app's
 
 
@@ -71,7 +74,8 @@ class SessionState:
     last: float | None = None  # its last event
     flushing: str | None = None  # the flush under way, from before_flush to after_flush_postexec
     flushes: int = 0
-    statements: int = 0
+    statements: int = 0  # how many it ran; the last RECENT_SQL of them in recent_sql
+    recent_sql: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_SQL))
 
     def objects(self) -> dict[str, ObjectState]:
         return {**self.identity_map, **self.new, **self.flushed_deleted}
@@ -238,7 +242,7 @@ class State:
                 "transactions": [{"id": t.id, "origin": t.origin, "parent": t.parent, "since": t.since,
                                   "connections": t.connections} for t in txns],
                 "thread": s.thread, "since": s.since, "last": s.last, "flushing": s.flushing,
-                "flushes": s.flushes, "statements": s.statements,
+                "flushes": s.flushes, "statements": s.statements, "recent_sql": list(s.recent_sql),
             })
         recent = list(self.closed_sessions)[-CLOSED_SHOWN:]
         sessions += [{"id": sid, "closed": True, "identity_map": [], "new": [], "dirty": [], "deleted": [],
@@ -271,6 +275,7 @@ class State:
             for name in ("thread", "since", "last", "flushing", "flushes", "statements"):
                 if sj.get(name) is not None:
                     setattr(s, name, sj[name])
+            s.recent_sql.extend(sj.get("recent_sql") or ())
             for oj in sj.get("identity_map", ()):
                 s.identity_map[oj["key"]] = ObjectState(
                     oj["cls"], oj.get("identity"), oj["key"], oj.get("state", "persistent"),
@@ -391,6 +396,8 @@ def _statement(st: State, e: dict[str, Any]) -> None:
     s = st.sessions.get(e.get("session"))
     if s is not None:
         s.statements += 1
+        s.recent_sql.append({"seq": e.get("seq"), "statement": (e.get("statement") or "")[:SQL_TEXT],
+                             "cause": (e.get("cause") or {}).get("kind"), "transaction": e.get("transaction")})
 
 
 def _expire(st: State, e: dict[str, Any]) -> None:
