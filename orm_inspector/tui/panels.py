@@ -30,7 +30,7 @@ from .look import (
 )
 from .tables import KeyedTable
 
-LOG_ROWS = 300  # rows the event and SQL logs show: the most recent that match the filter
+LOG_ROWS = 200  # rows the event and SQL logs show: the most recent that match the filter
 CLOSED_ROWS = 5  # closed sessions listed in the overview, per process
 MAX_OBJECT_ROWS = 2000  # objects in the session table at once (see SessionPane)
 SET_ROWS = 8  # objects listed under new, dirty and deleted
