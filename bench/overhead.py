@@ -71,7 +71,7 @@ def main() -> None:
         sizes = (100, 1000) if args.quick else (100, 1000, 10_000, 50_000)
         added = {}
         for size in sizes:
-            plain, recorded = abba("flushes", max(1, rounds // 2), key="per_flush", size=size)
+            plain, recorded = abba("flushes", rounds, key="per_flush", size=size)
             p, r = statistics.median(plain), statistics.median(recorded)
             added[size] = r - p
             print(f"  {size:>6} objects: plain {p * 1e6:8.1f} us  recorded {r * 1e6:8.1f} us  added {added[size] * 1e6:7.1f} us")

@@ -98,7 +98,7 @@ def bulk(engine, n: int) -> None:
         s.commit()
 
 
-def flushes(engine, size: int, count: int = 200) -> float:
+def flushes(engine, size: int, count: int = 1000) -> float:
     """Seconds per flush of one changed object, with `size` objects in the session."""
     with Session(engine) as s:
         s.add_all([Customer(name=f"c{i}", email="e") for i in range(size)])
@@ -136,7 +136,7 @@ def stuck_viewer():
 def settle() -> None:
     """Wait until the inspector's thread has handled everything queued so far (if it runs), then
     start both modes from the same garbage-collector state: otherwise whether one full collection
-    (tens of ms with 50,000 objects held) falls inside the 200 timed flushes or just before them
+    (tens of ms with 50,000 objects held) falls inside the 1,000 timed flushes or just before them
     decides the per-flush figure, not what a flush costs."""
     deadline = time.monotonic() + 30
     if "orm_inspector" in sys.modules:

@@ -124,3 +124,26 @@ def test_uninstalled_hot_hooks_do_nothing(sqlite_url):
 
 def _nobody(sender, events):
     pass
+
+
+def test_equal_code_in_two_files_is_told_apart():
+    """CPython compares code objects by content, not by file: the call-site caches are keyed by
+    id(code), so a library function and an app function with the same text are not confused."""
+    import functools
+    import os
+
+    import sqlalchemy
+
+    from orm_inspector.hooks import callsite
+
+    src = "def run(fn):\n    return fn()\n"
+    app, lib = {}, {}
+    exec(compile(src, "/srv/app/jobs.py", "exec"), app)  # noqa: S102 - the test's own code
+    exec(compile(src, os.path.join(os.path.dirname(sqlalchemy.__file__), "jobs.py"), "exec"), lib)  # noqa: S102
+    assert app["run"].__code__ == lib["run"].__code__  # equal, and equal hashes, in CPython
+
+    # app's run() calls the library's run(), which asks for the call site: lib frame, then app frame
+    site, _ = app["run"](functools.partial(lib["run"], functools.partial(callsite.walk, 1)))
+    assert site is not None and site[0] is app["run"].__code__ and site[1] == 2  # the lib frame skipped
+    assert callsite.describe((lib["run"].__code__, 2)).startswith(os.path.dirname(sqlalchemy.__file__))
+    assert callsite.describe((app["run"].__code__, 2)) == "/srv/app/jobs.py:2:run"
