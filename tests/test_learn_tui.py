@@ -118,3 +118,35 @@ async def test_every_lesson_plays_to_its_end_on_the_screen(path):
         await pilot.pause(0.1)
         happened = str(screen.query_one("#happened").render())
         assert "✗" not in happened and "done." in happened
+
+
+async def test_restarting_during_a_long_step_answers_at_once_and_drops_its_result(tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text("import time\ntime.sleep(1.5)\nx = 1\n")
+    app = LearnApp(script=script)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("n", "n")  # the import, then the sleep
+        deadline = time.monotonic() + 10
+        while not screen.busy:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        started = time.monotonic()
+        await pilot.press("r")
+        assert time.monotonic() - started < 1.0
+        await pilot.pause(2.0)  # the old step ends meanwhile: its result goes nowhere
+        assert screen.last is None and screen.runner.position == 0 and not screen.busy
+
+
+async def test_escape_from_an_own_script_goes_to_the_lessons(tmp_path):
+    from orm_inspector.tui.learn import Lessons
+
+    script = tmp_path / "mine.py"
+    script.write_text("x = 1\n")
+    app = LearnApp(script=script)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, Lessons)

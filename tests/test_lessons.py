@@ -108,3 +108,32 @@ def test_looking_at_a_lessons_variables_never_connects():
     event.listen(engine, "connect", lambda *args: connects.append(args))
     assert lifecycle_state(engine) is None and lifecycle_state(int) is None and lifecycle_state(Lesson) is None
     assert connects == []
+
+
+def test_a_script_runs_as_python_runs_it(tmp_path):
+    """Its main guard's body runs, its neighbours import, and sys.exit() is shown, not fatal."""
+    (tmp_path / "helper_for_lesson.py").write_text("VALUE = 41\n")
+    script = tmp_path / "mine.py"
+    script.write_text("import sys\nfrom helper_for_lesson import VALUE\n"
+                      "if __name__ == '__main__':\n"
+                      "    print(VALUE + 1)\n"
+                      "    #> output: 42\n"
+                      "    sys.exit(3)\n")
+    lesson = load(script)
+    assert [s.source.strip() for s in lesson.steps][-2:] == ["print(VALUE + 1)", "sys.exit(3)"]
+    runner = Runner(lesson)
+    try:
+        results = [runner.run_next() for _ in lesson.steps]
+    finally:
+        runner.close()
+    assert [r.error for r in results[:-1]] == [None, None, None] and results[-1].error == "SystemExit: 3"
+    assert not any(r.failures for r in results)
+
+
+def test_a_file_that_is_no_script_is_one_clear_error(tmp_path):
+    for content, message in ((b"\xff\xfe\x00binary", "not UTF-8"), (b"x = (\n", "line 1"),
+                             (b"a = 1\x00\n", "null bytes")):
+        path = tmp_path / "bad.py"
+        path.write_bytes(content)
+        with pytest.raises(LessonError, match=message):
+            load(path)

@@ -82,10 +82,13 @@ def load(path: str | Path) -> Lesson:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LessonError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise LessonError(f"{path}: not a Python script (not UTF-8 text)") from None
     try:
         tree = ast.parse(text, filename=str(path))
-    except SyntaxError as exc:
-        raise LessonError(f"{path}: line {exc.lineno}: {exc.msg}") from None
+    except (SyntaxError, ValueError) as exc:
+        where = f"line {exc.lineno}: " if getattr(exc, "lineno", None) else ""
+        raise LessonError(f"{path}: {where}{getattr(exc, 'msg', exc)}") from None
     lines = text.splitlines()
     body = statements(tree)
     title, _, introduction = (ast.get_docstring(tree) or "").strip().partition("\n")
@@ -100,11 +103,22 @@ def load(path: str | Path) -> Lesson:
 
 
 def statements(tree: ast.Module) -> list[ast.stmt]:
-    """The script's top-level statements but its docstring: one step each."""
+    """The script's top-level statements but its docstring: one step each. The body of a top-level
+    ``if __name__ == "__main__":`` counts as top level: it is what ``python script.py`` runs."""
     body = list(tree.body)
     if ast.get_docstring(tree) is not None:
         body = body[1:]
-    return body
+    out: list[ast.stmt] = []
+    for node in body:
+        out.extend(node.body if _is_main_guard(node) else [node])
+    return out
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    return (isinstance(node, ast.If) and not node.orelse and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+            and len(node.test.comparators) == 1 and isinstance(node.test.comparators[0], ast.Constant)
+            and node.test.comparators[0].value == "__main__")
 
 
 def _comment_above(lines: list[str], first: int) -> str:

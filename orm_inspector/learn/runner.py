@@ -71,6 +71,8 @@ class Runner:
         self._nodes = statements(ast.parse("\n".join(lesson.lines), filename=str(lesson.path)))
         orm_inspector.install()
         signals.events.connect(self._receive, weak=False)
+        self._folder = str(lesson.path.resolve().parent)  # its imports of its neighbours work, as with python
+        sys.path.insert(0, self._folder)
         self._thread = threading.Thread(target=self._work, name="lesson", daemon=True)
         self._thread.start()
 
@@ -117,7 +119,7 @@ class Runner:
         def run() -> str | None:
             try:
                 exec(code, self.namespace)  # noqa: S102 - a lesson is a script the learner asked to run
-            except Exception as exc:  # noqa: BLE001 - shown to the learner, as python would print it
+            except BaseException as exc:  # noqa: BLE001 - sys.exit() too: shown, the lesson goes on
                 return traceback.format_exception_only(type(exc), exc)[-1].strip()
             return None
 
@@ -166,10 +168,13 @@ class Runner:
         return f"unknown claim {claim.kind!r}"
 
     def close(self) -> None:
+        """Let go of the lesson. Never waits: a step still running (a long sleep, a pool timeout) ends
+        on its own thread, and its result goes nowhere."""
         sys.modules.pop(self.module.__name__, None)
+        if self._folder in sys.path:
+            sys.path.remove(self._folder)
         signals.events.disconnect(self._receive)
         self._tasks.put((None, None))
-        self._thread.join(5)
 
 
 def _in_order(wanted: list[str], sent: list[str]) -> bool:

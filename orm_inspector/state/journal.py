@@ -96,7 +96,7 @@ class Journal:
             self._locate(kind, e)
         self.events.append(e)
 
-    def _locate(self, kind: Any, e: dict[str, Any]) -> None:
+    def _locate(self, kind: Any, e: dict[str, Any], mark: bool = True) -> None:
         """Give a transition the call site it happened at, where that is known for certain: inside a
         flush (where the app flushed, committed or queried), a load (its SELECT), a commit."""
         where = (e.get("pid"), e["session"])
@@ -113,7 +113,7 @@ class Journal:
             sites.pop("commit", None)
             if kind != "after_transaction_end":
                 self._sites.pop(where, None)
-        elif kind in LIFECYCLE and "site" not in e:
+        elif kind in LIFECYCLE and "site" not in e and mark:
             at = sites.get("flush") or (sites.get("statement") if kind == "loaded_as_persistent" else None) \
                 or sites.get("commit")
             if at:
@@ -134,6 +134,10 @@ class Journal:
             if st.done is not None and st.done > seq:
                 st.duration = st.rows = st.error = st.done = None
                 self._running[(st.pid, st.connection)] = st
+        self._sites = {}  # the call sites in force at seq: as the events kept left them
+        for e in self.events:
+            if e.get("session") is not None:
+                self._locate(e.get("kind"), e, mark=False)
 
     # ---- an object's story -------------------------------------------------------------------
     def story(self, pid: Any, key: str) -> list[dict[str, Any]]:

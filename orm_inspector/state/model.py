@@ -342,8 +342,7 @@ def _txn_end(st: State, e: dict[str, Any]) -> None:
     if s is None:
         return
     s.transactions.pop(e.get("transaction"), None)
-    if not s.transactions:
-        s.flushing = None  # whatever happened in it is over
+    s.flushing = None  # a flush that failed ends with no after_flush_postexec: its transaction's end ends it
     if s.closed and not s.transactions:  # the end of a close
         del st.sessions[sid]
         st.closed_sessions[sid] = st.seq
@@ -358,6 +357,19 @@ def _after_begin(st: State, e: dict[str, Any]) -> None:
     c = st.connections.get(conn) if conn else None
     if c is not None:
         c.session = s.id
+
+
+def _after_rollback(st: State, e: dict[str, Any]) -> None:
+    s = st.sessions.get(e["session"])
+    if s is not None:
+        s.flushing = None  # a failed flush rolls back: it is over
+    _expire_all(st, e)
+
+
+def _soft_rollback(st: State, e: dict[str, Any]) -> None:
+    s = st.sessions.get(e["session"])
+    if s is not None:
+        s.flushing = None
 
 
 def _expire_all(st: State, e: dict[str, Any]) -> None:
@@ -504,7 +516,8 @@ _HANDLERS = {
     "after_transaction_end": _txn_end,
     "after_begin": _after_begin,
     "after_commit": _expire_all,
-    "after_rollback": _expire_all,
+    "after_rollback": _after_rollback,
+    "after_soft_rollback": _soft_rollback,
     "before_flush": _before_flush,
     "after_flush": _after_flush,
     "after_flush_postexec": _after_flush_postexec,

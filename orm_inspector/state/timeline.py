@@ -19,6 +19,7 @@ import gzip
 import pickle
 import shutil
 import tempfile
+import zlib
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from ..transports.trace import TraceReader
+from ..transports.trace import TraceError, TraceReader
 from .journal import STORY
 from .model import State
 
@@ -42,12 +43,9 @@ class Timeline:
         self.path = Path(path)
         self.every = every
         self._tmp = None
+        self.warnings: list[str] = []
         if self.path.suffix == ".gz":
-            self._tmp = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=True)
-            with gzip.open(self.path, "rb") as src:
-                shutil.copyfileobj(src, self._tmp)
-            self._tmp.flush()
-            self._plain = Path(self._tmp.name)
+            self._plain = self._decompress()
         else:
             self._plain = self.path
         self._seqs: list[int] = []  # seq of the last event folded into each snapshot
@@ -55,7 +53,6 @@ class Timeline:
         self._snapshots: list[bytes] = []
         self.last_seq = 0
         self.header: dict[str, Any] = {}
-        self.warnings: list[str] = []
         self._event_seqs = array("q")  # every event's seq, and where its line starts
         self._event_offsets = array("q")
         self._marks: dict[str, array] = {name: array("q") for name in MARKS}
@@ -64,9 +61,33 @@ class Timeline:
         self.state = pickle.loads(self._snapshots[0])  # before the first event
         self._offset = self._offsets[0]  # where the line after self.state.seq starts
 
+    def _decompress(self) -> Path:
+        """A plain copy of a .gz trace; a cut-off one (a crashed app's) keeps what could be read."""
+        if not self.path.is_file():
+            TraceReader(self.path)  # its own message: no such file, a directory
+        self._tmp = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=True)
+        try:
+            with gzip.open(self.path, "rb") as src:
+                shutil.copyfileobj(src, self._tmp)
+        except (EOFError, zlib.error):
+            self.warnings.append("the compressed file ends abruptly (the recording was cut off)")
+        except (gzip.BadGzipFile, OSError) as exc:
+            self._tmp.close()
+            raise TraceError(f"{self.path}: not a gzip file ({exc})") from None
+        self._tmp.flush()
+        return Path(self._tmp.name)
+
     def _index(self) -> None:
-        # Validate once with the reader (header, versions, malformed lines), then index by offsets.
         reader = TraceReader(self._plain)
+        try:
+            self._read(reader)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TraceError(f"{self.path}: line {reader.line}: a malformed event "
+                             f"({type(exc).__name__}: {exc})") from None
+        self.warnings += reader.warnings
+
+    def _read(self, reader: TraceReader) -> None:
+        # Validate once with the reader (header, versions, malformed lines), then index by offsets.
         state = State()
         self._snapshot(state, offset=self._header_end())
         with open(self._plain, "rb") as f:
@@ -89,7 +110,6 @@ class Timeline:
                 state.apply(event)
                 if state.events % self.every == 0:
                     self._snapshot(state, offset)
-        self.warnings = reader.warnings
         self.header = reader.header
         self.last_seq = state.seq
 

@@ -116,6 +116,7 @@ class LessonScreen(Screen):
     def start(self) -> None:
         if self.runner is not None:
             self.runner.close()
+        self.busy = False
         self.runner = Runner(self.lesson)
         self.view = View()
         self.last = None
@@ -136,9 +137,12 @@ class LessonScreen(Screen):
         self.start()
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        if isinstance(self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None, Lessons):
+            self.app.pop_screen()
+        else:  # opened on a script of one's own: the list comes next
+            self.app.switch_screen(Lessons(bundled()))
 
-    @work(thread=True, exclusive=True)
+    @work(thread=True)
     def run_steps(self, until_explained: bool) -> None:
         """Off the screen's thread: a step may take a while (a lesson may wait for a pool timeout)."""
         runner = self.runner
@@ -146,15 +150,18 @@ class LessonScreen(Screen):
             return
         self.busy = True
         try:
-            while not runner.done:
+            while not runner.done and runner is self.runner:
                 result = runner.run_next()
-                self.app.call_from_thread(self.took, result)
+                self.app.call_from_thread(self.took, runner, result)
                 if not until_explained or runner.done or runner.lesson.steps[runner.position].explanation:
                     break
         finally:
-            self.busy = False
+            if runner is self.runner:
+                self.busy = False
 
-    def took(self, result: StepResult) -> None:
+    def took(self, runner: Runner, result: StepResult) -> None:
+        if runner is not self.runner:
+            return  # a step of a lesson restarted or left meanwhile
         for e in result.events:
             self.view.apply(e)
         self.last = result
