@@ -202,3 +202,46 @@ def test_transitions_get_the_call_site_they_happened_at_where_it_is_certain():
             assert e["at"] == select["site"]
         elif e["kind"] == "transient_to_pending":  # session.add(): no statement, no site to be sure of
             assert "at" not in e
+
+
+def test_after_a_step_back_and_forth_the_story_keeps_its_call_sites():
+    moved = ReplayView(Timeline(TRACE, every=100))
+    fresh = ReplayView(Timeline(TRACE, every=100))
+    for there, back in ((290, 270), (700, 650), (411, 400)):
+        moved.seek(there)
+        moved.seek(back)
+        moved.seek(there)
+        fresh.seek(0)
+        fresh.seek(there)
+        assert [e.get("at") for e in moved.journal.events][-100:] == [e.get("at") for e in fresh.journal.events][-100:]
+
+
+def test_a_failed_flush_is_not_flushing_any_more(sqlite_url, tmp_path):
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import IntegrityError
+
+    from .models import Base
+
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    path = tmp_path / "t.jsonl"
+    with orm_inspector.record(path):
+        with Session(engine) as s:
+            s.add(Author(id=1, name="ann"))
+            s.commit()
+            with s.begin_nested():
+                pass
+            nested = s.begin_nested()
+            s.add(Author(id=1, name="again"))  # the same primary key: the flush fails
+            with pytest.raises(IntegrityError):
+                s.flush()
+            nested.rollback()  # the root transaction stays open
+            s.scalars(select(Author)).all()
+    evs = list(TraceReader(path))
+    failed = max(i for i, e in enumerate(evs) if e["kind"] == "before_flush")
+    after = fold(evs[:failed + 1])
+    [sid] = {e["session"] for e in evs if e.get("session")}
+    assert session_status(after.sessions[sid]) == "flushing"
+    rolled = next(i for i, e in enumerate(evs) if i > failed and e["kind"] in ("after_soft_rollback",
+                                                                                 "after_transaction_end"))
+    assert session_status(fold(evs[:rolled + 1]).sessions[sid]) == "in transaction"
