@@ -78,11 +78,15 @@ class Wants:
         self.refresh()
 
     def refresh(self) -> None:
-        every = bool(_all.receivers)
-        for family in self.__slots__:
-            setattr(self, family, every or bool(signals.BY_FAMILY[family].receivers))
+        # Under a lock: a pump's refresh that read the receivers just before a connect must not write
+        # its stale answer after the connect's own refresh (the lock puts that one last).
+        with _want_lock:
+            every = bool(_all.receivers)
+            for family in self.__slots__:
+                setattr(self, family, every or bool(signals.BY_FAMILY[family].receivers))
 
 
+_want_lock = threading.Lock()
 want = Wants()
 
 
@@ -157,7 +161,8 @@ def id_of(obj: Any, prefix: str) -> str:
 
 
 def _after_fork_in_child() -> None:
-    global pid, dropped, errors
+    global pid, dropped, errors, _want_lock
+    _want_lock = threading.Lock()  # another thread may have held it at the fork
     pid = os.getpid()
     queue.clear()  # the parent's events: the parent reports them
     dropped = errors = 0
