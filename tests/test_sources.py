@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from sqlalchemy import create_engine, select
@@ -89,3 +90,4 @@ def test_a_full_feed_says_how_much_it_lost(sqlite_url):
     finally:
         feed.close()
     assert len(got) == 50 and notice["kind"] == "dropped" and notice["count"] > 0
+    assert notice["pid"] == os.getpid()  # whose: a viewer of several processes counts it for the right one

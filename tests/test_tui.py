@@ -298,3 +298,35 @@ async def test_a_log_follows_its_end_until_the_reader_moves_up():
             view.apply(e)
         await pilot.pause(0.4)
         assert table.selected_key() == f"{events[0]['pid']}/230"
+
+
+async def test_the_replayed_logs_end_at_the_event_shown_in_order():
+    app = quiet_replay()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        table = app.query_one("#event-log", KeyedTable)
+        table.move_cursor(row=0)  # a reader up the log: the replay still shows where it is
+        await pilot.press("comma", "comma", "comma", "comma", "comma")
+        await pilot.pause(0.3)
+        seqs = [int(key.split("/")[1]) for key in table._cells]
+        assert seqs == sorted(seqs) and seqs[-1] == app.view.seq == app.view.last_seq - 5
+        app.view.seek(700)
+        app.refresh_screen(force=True)
+        await pilot.pause(0.3)
+        seqs = [int(key.split("/")[1]) for key in table._cells]
+        assert seqs == sorted(seqs) and seqs[-1] == 700
+
+
+async def test_playing_goes_at_the_chosen_speed():
+    app = quiet_replay(0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("minus")  # 1 event a second
+        await pilot.press("space")
+        await pilot.pause(2.2)
+        assert 1 <= app.view.seq <= 3
+        await pilot.press("space", "plus")  # stop; 10 a second
+        start = app.view.seq
+        await pilot.press("space")
+        await pilot.pause(1.1)
+        assert 8 <= app.view.seq - start <= 14

@@ -245,3 +245,14 @@ def test_a_failed_flush_is_not_flushing_any_more(sqlite_url, tmp_path):
     rolled = next(i for i, e in enumerate(evs) if i > failed and e["kind"] in ("after_soft_rollback",
                                                                                  "after_transaction_end"))
     assert session_status(fold(evs[:rolled + 1]).sessions[sid]) == "in transaction"
+
+
+def test_an_ended_process_stops_ageing():
+    view = View()
+    view.hello({"pid": 7})
+    view.apply({"seq": 1, "ts": 100.0, "kind": "after_transaction_create", "pid": 7, "session": "s1",
+                "transaction": "t1", "origin": "autobegin", "thread": "w"})
+    assert view.processes[7].now(500.0) == 500.0  # live: the wall clock
+    view.end(7, "lost", "lost: connection reset")
+    p = view.processes[7]
+    assert p.now(500.0) == 100.0 and (p.status, p.reason) == ("lost", "connection reset")

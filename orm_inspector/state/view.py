@@ -28,6 +28,12 @@ class Process:
     argv: list[str] = field(default_factory=list)
     status: str = "live"  # live, ended (the app finished), lost (the connection broke)
     reason: str = ""
+    last: float | None = None  # the time of its last event
+    ended_at: float | None = None  # when it stopped talking: its ages stop there
+
+    def now(self, now: float) -> float:
+        """The clock its ages are counted with: ``now`` while it is live, its end after."""
+        return self.ended_at if self.ended_at is not None else now
 
 
 def session_status(s: SessionState) -> str:
@@ -102,6 +108,7 @@ class View:
         kind = e.get("kind")
         if kind == "trace_end":
             p.status = "ended"
+        p.last = e.get("ts", p.last)
         p.state.apply(e)
         self.journal.add(e)
         self.rates.add(e)
@@ -139,7 +146,8 @@ class View:
         """The source of ``pid`` (None: every process) stopped: ``ended`` or ``lost``."""
         for p in self.processes.values() if pid is None else [self.processes.get(pid)]:
             if p is not None and p.status == "live":
-                p.status, p.reason = status, reason
+                p.status, p.reason = status, "" if reason == status else reason.removeprefix(status + ": ")
+                p.ended_at = p.last
         self.version += 1
 
     # ---- reading ---------------------------------------------------------------------------------

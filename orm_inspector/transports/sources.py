@@ -84,7 +84,8 @@ class FeedSource:
                 if kept:
                     self._queue.put(msgspec.to_builtins(kept, enc_hook=str))
                     kept = []
-                self._queue.put({"kind": "dropped", "count": self._dropped, "seq": e.seq - 1})
+                self._queue.put({"kind": "dropped", "count": self._dropped, "seq": e.seq - 1, "pid": e.pid,
+                                 "ts": e.ts, "thread": "orm-inspector"})
                 self._dropped = 0
             kept.append(e)
         if kept:

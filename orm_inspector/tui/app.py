@@ -92,8 +92,10 @@ class InspectorApp(App):
         self.on_exit_hook = on_exit
         self.clock = clock
         self.hints = True  # a first-look notification of the keys (tests turn it off)
+        self.warnings: list[str] = []  # said when the screen opens: a trace cut off, say
         self.paused = False
         self.playing = False
+        self.play_debt = 0.0  # events owed to the playing speed, carried from frame to frame
         self.speed_index = 1
         self.selected_session: str | None = None
         self.chosen = False  # the user chose the session shown; else it follows the busiest open one
@@ -126,6 +128,8 @@ class InspectorApp(App):
         if self.pump is not None:
             self.set_interval(1 / FOLDS_PER_SECOND, self.take)
         self.refresh_screen(force=True)
+        for warning in self.warnings:
+            self.notify(warning, severity="warning", timeout=10)
         if self.replay and self.hints:
             self.notify(f"the end of the trace (seq {self.view.last_seq}). space plays from the start, "
                         ", and . step, \\[ and ] jump between flushes, g goes to a seq, ? lists the keys", timeout=8)
@@ -139,8 +143,10 @@ class InspectorApp(App):
     def tick(self) -> None:
         """Redraw if anything changed (at most FRAMES_PER_SECOND a second)."""
         if self.replay and self.playing:
-            step = max(1, SPEEDS[self.speed_index] // FRAMES_PER_SECOND)
-            self.view.step(step)
+            self.play_debt += SPEEDS[self.speed_index] / FRAMES_PER_SECOND  # fractions carry over
+            step, self.play_debt = int(self.play_debt), self.play_debt % 1
+            if step:
+                self.view.step(step)
             if self.view.seq >= self.view.last_seq:
                 self.playing = False
         self.refresh_screen()

@@ -54,7 +54,9 @@ def replay_app(path: str | Path) -> InspectorApp:
     from ..state.timeline import Timeline
 
     timeline = Timeline(path, every=REPLAY_CHECKPOINTS)  # a bad file raises TraceError here
-    return InspectorApp(ReplayView(timeline), title=f"replay: {path}", on_exit=timeline.close)
+    app = InspectorApp(ReplayView(timeline), title=f"replay: {path}", on_exit=timeline.close)
+    app.warnings = list(timeline.warnings)
+    return app
 
 
 def connect_app(address: str | None, token: str | None) -> InspectorApp:

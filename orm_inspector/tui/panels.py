@@ -59,7 +59,8 @@ class Overview(Vertical):
                          ("age", "age"), ("objects", "objects"), ("new", "new"), ("dirty", "dirty"),
                          ("deleted", "deleted"), ("txn", "transaction"), ("sql", "SQL"), id="sessions")
         with Horizontal(id="pulse"):
-            yield Static(id="pools")
+            with VerticalScroll(id="pools-scroll"):  # a pre-fork server's workers have a pool each
+                yield Static(id="pools")
             with Vertical(id="rates"):
                 yield Static("events/s", id="events-rate-label")
                 yield Sparkline([], id="events-rate")
@@ -89,7 +90,7 @@ class Overview(Vertical):
             nested = sum(1 for t in s.transactions.values() if t.origin == "nested")
             txn_text = "" if txn is None else txn.id + (f" +{nested} savepoint(s)" if nested else "")
             rows.append((_session_key(p.pid, s.id), (
-                str(p.pid), s.id, s.thread or "", status_text(session_status(s)), age(s.since, now),
+                str(p.pid), s.id, s.thread or "", status_text(session_status(s)), age(s.since, p.now(now)),
                 str(len(s.identity_map)), *counts, txn_text, str(s.statements))))
         self.query_one("#sessions", KeyedTable).sync(rows)
         self.query_one("#pools", Static).update(pool_summary(view, now))
@@ -110,9 +111,10 @@ def _counts(s: SessionState) -> tuple[str, str, str]:
     return str(len(s.new)), str(dirty), str(len(s.deleted))
 
 
-def pool_summary(view: View, now: float) -> Text:
+def pool_summary(view: View, wall: float) -> Text:
     out = Text()
     for p in view.processes.values():
+        now = p.now(wall)
         st = p.state
         pools = dict(st.pools)
         for c in st.connections.values():
@@ -122,17 +124,16 @@ def pool_summary(view: View, now: float) -> Text:
             out_now = sum(1 for c in conns if c.status == "checked_out")
             size = info.get("size")
             overflow = info.get("max_overflow")
-            label = f"pool {pool_id} ({info.get('class', '?')}) pid {p.pid}\n"
-            out.append(label, style="bold")
+            out.append(f"{pool_id} {info.get('class', '?')} pid {p.pid}\n", style="bold")
             if isinstance(size, int) and size > 0:
-                out.append(f"  {gauge(out_now, size, 12)} {out_now}/{size} checked out")
+                out.append(f"  {gauge(out_now, size, 12)} {out_now}/{size} out")
                 if overflow:
-                    out.append(f", overflow up to {overflow}")
+                    out.append(f" (+{overflow} overflow)")
             else:
-                out.append(f"  {out_now} checked out")
+                out.append(f"  {out_now} out")
             idle = sum(1 for c in conns if c.status == "idle")
             bad = sum(1 for c in conns if c.status == "invalidated")
-            out.append(f"\n  {idle} idle" + (f", {bad} invalidated" if bad else "") + "\n")
+            out.append(f", {idle} idle" + (f", {bad} invalidated" if bad else "") + "\n")
             longest = max((c for c in conns if c.status == "checked_out" and c.since), key=lambda c: now - c.since,
                           default=None)
             if longest is not None:
@@ -182,6 +183,7 @@ class SessionPane(Vertical):
             self.query_one("#object-detail", Static).update("")
             return
         pid, sid = split_session_key(key)
+        now = view.processes[pid].now(now)
         query = self.query_one("#object-filter", Input).value.strip()
         touched = view.take_touched(pid, sid)
         if self.shown is None or self.shown[0] != key:
@@ -332,7 +334,8 @@ def _to_state(kind: str) -> str:
 
 class ConnectionsPane(Vertical):
     def compose(self) -> ComposeResult:
-        yield Static(id="pool-summary")
+        with VerticalScroll(id="pool-summary-scroll"):
+            yield Static(id="pool-summary")
         yield KeyedTable(("id", "connection"), ("pool", "pool"), ("pid", "pid"), ("status", "status"),
                          ("session", "session"), ("thread", "thread"), ("held", "held for"),
                          ("checkouts", "checkouts"), ("invalidations", "invalidated"), ("site", "checkout site"),
@@ -341,7 +344,9 @@ class ConnectionsPane(Vertical):
     def show(self, view: View, now: float) -> None:
         self.query_one("#pool-summary", Static).update(pool_summary(view, now))
         rows = []
+        wall = now
         for p in view.processes.values():
+            now = p.now(wall)
             for c in p.state.connections.values():
                 held = ""
                 if c.status == "checked_out" and c.since:
@@ -367,24 +372,29 @@ class EventLog(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.query_text = ""
+        self.drawn_end = 0  # the seq of the last event when the log was last drawn
 
     def show(self, view: View, now: float) -> None:
         query = self.query_one("#event-filter", Input).value.strip()
         table = self.query_one("#event-log", KeyedTable)
-        if not log_moves(self, table, query):
+        if not log_moves(self, table, query, view):
             return
         picked = latest(view.journal.events, lambda e: matches(e, query))
         table.sync(((f"{e.get('pid')}/{e.get('seq')}", event_cells(e)) for e in picked), follow=True)
 
 
-def log_moves(pane: Any, table: KeyedTable, query: str) -> bool:
-    """Whether a log is redrawn: it follows its end while the cursor is on its last row (or it is
-    empty); when the reader moves up, it stays still until they go back. A new filter starts it anew."""
-    if query != pane.query_text:
+def log_moves(pane: Any, table: KeyedTable, query: str, view: View) -> bool:
+    """Whether a log is redrawn. Live, it follows its end while the cursor is on its last row (or it
+    is empty); when the reader moves up, it stays still until they go back. In a replay it always
+    shows the events up to the one replayed, afresh after a step back. A new filter starts it anew."""
+    end = view.journal.events[-1].get("seq", 0) if view.journal.events else 0
+    back = end < pane.drawn_end
+    pane.drawn_end = end
+    if query != pane.query_text or back:
         table.reset()
         pane.query_text = query
         return True
-    return table.row_count == 0 or table.cursor_row >= table.row_count - 1
+    return isinstance(view, ReplayView) or table.row_count == 0 or table.cursor_row >= table.row_count - 1
 
 
 def latest(items: Any, keep: Any, limit: int = LOG_ROWS) -> list[Any]:
@@ -416,12 +426,13 @@ class SQLLog(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.query_text = ""
+        self.drawn_end = 0  # the seq of the last event when the log was last drawn
         self.by_key: dict[str, Any] = {}
 
     def show(self, view: View, now: float) -> None:
         query = self.query_one("#sql-filter", Input).value.strip()
         table = self.query_one("#statements", KeyedTable)
-        if not log_moves(self, table, query):
+        if not log_moves(self, table, query, view):
             self.show_detail()
             return
         picked = latest(view.journal.statements, lambda st: statement_matches(st, query))
