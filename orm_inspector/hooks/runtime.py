@@ -86,7 +86,7 @@ class Wants:
                 setattr(self, family, every or bool(signals.BY_FAMILY[family].receivers))
 
 
-_want_lock = threading.Lock()
+_want_lock = threading.RLock()  # reentrant: a GC-run callback that disconnects may land inside
 want = Wants()
 
 
@@ -162,7 +162,7 @@ def id_of(obj: Any, prefix: str) -> str:
 
 def _after_fork_in_child() -> None:
     global pid, dropped, errors, _want_lock
-    _want_lock = threading.Lock()  # another thread may have held it at the fork
+    _want_lock = threading.RLock()  # another thread may have held it at the fork
     pid = os.getpid()
     queue.clear()  # the parent's events: the parent reports them
     dropped = errors = 0
