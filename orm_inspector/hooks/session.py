@@ -408,9 +408,9 @@ def attribute_listeners(key: str) -> dict[str, Any]:
 
     Registered with ``raw=True, retval=True, include_key=True``: SQLAlchemy then calls them directly,
     without the wrapper it puts around any other listener (collection events then pass ``key=``), so
-    ``set`` and ``append`` return the value they were given, untouched, whatever happens inside. Most calls are edits of transient or pending
-    objects (a constructor's assignments), whose values arrive with the INSERT: the first test
-    (``state.key``) sends them back at once."""
+    ``set`` and ``append`` return the value they were given, untouched, whatever happens inside.
+    Most calls are edits of transient or pending objects (a constructor's assignments), whose values
+    arrive with the INSERT: the first test (``state.key``) sends them back at once."""
 
     def on_set(state: Any, value: Any, oldvalue: Any, initiator: Any, **_: Any) -> Any:
         if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
