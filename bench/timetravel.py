@@ -108,7 +108,31 @@ def main() -> None:
             steps.append(time.perf_counter() - start)
         print(f"step one event forward/back: median {statistics.median(steps) * 1000:.2f} ms, "
               f"max {max(steps) * 1000:.1f} ms")
+        replay_screen(path, n, rnd)
         print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def replay_screen(path: str, n: int, rnd: random.Random) -> None:
+    """What `orm-inspector replay` does at each key: the view (state, journal of the 5,000 events before,
+    rates) at a seq, with the replay's checkpoints."""
+    from orm_inspector.state.view import ReplayView
+    from orm_inspector.tui.launch import REPLAY_CHECKPOINTS
+
+    start = time.perf_counter()
+    view = ReplayView(Timeline(path, every=REPLAY_CHECKPOINTS))
+    print(f"replay view (checkpoints every {REPLAY_CHECKPOINTS}): opened in {time.perf_counter() - start:.1f} s")
+
+    def timed(move) -> float:
+        start = time.perf_counter()
+        move()
+        return time.perf_counter() - start
+
+    seeks = [timed(lambda: view.seek(rnd.randrange(1, n))) for _ in range(50)]
+    forward = [timed(lambda: view.step(1)) for _ in range(25)]
+    back = [timed(lambda: view.step(-1)) for _ in range(25)]
+    jumps = [timed(lambda: view.jump("flush", 1)) for _ in range(25)]
+    for name, times in (("seek", seeks), ("step forward", forward), ("step back", back), ("next flush", jumps)):
+        print(f"  {name}: median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
