@@ -150,3 +150,14 @@ async def test_escape_from_an_own_script_goes_to_the_lessons(tmp_path):
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, Lessons)
+
+
+async def test_the_sessions_new_dirty_and_deleted_are_shown_by_name():
+    app = LearnApp(script=FIVE_STATES)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        add_line = next(s.first for s in app.screen.lesson.steps if s.source == "session.add(book)")
+        await run_until_line(pilot, app, add_line)
+        await pilot.pause(0.2)
+        happened = str(app.screen.query_one("#happened").render())
+        assert "new: book" in happened and "dirty: -" in happened and "deleted: -" in happened

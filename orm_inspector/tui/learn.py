@@ -252,6 +252,23 @@ class LessonScreen(Screen):
                 now.append(" ")
         return Group(line, now or Text("no object changed state", style="grey50"))
 
+    def sets_text(self, names: dict[str | None, str]) -> Text:
+        """Each open session's new, dirty and deleted objects, by their names in the lesson."""
+        out = Text()
+        for p, s in self.view.sessions():
+            if s.closed:
+                continue
+            out.append(f"session {s.id}", style="bold")
+            for label, keys, state in (("new", list(s.new), "pending"),
+                                       ("dirty", [k for k in s.dirty if k not in s.deleted], "persistent"),
+                                       ("deleted", list(s.deleted), "deleted")):
+                shown = ", ".join(names.get(k) or _described(s, k) for k in keys[:6]) or "-"
+                more = f" +{len(keys) - 6}" if len(keys) > 6 else ""
+                out.append(f"  {label}: ")
+                out.append(shown + more, style=STATE_COLORS[state] if keys else "grey50")
+            out.append("\n")
+        return out
+
     def happened(self) -> Text:
         out = Text()
         runner = self.runner
@@ -281,6 +298,7 @@ class LessonScreen(Screen):
                 out.append("\n")
             if not told and not result.step.claims:
                 out.append("  (nothing for the ORM to do here)\n", style="grey62")
+            out.append_text(self.sets_text(names))
             out.append("\n")
         if runner and not runner.done:
             step = runner.lesson.steps[runner.position]
@@ -295,6 +313,13 @@ class LessonScreen(Screen):
             out.append("done. ", style="bold")
             out.append(f"More on the states: {LINKS['states']}\n", style="grey62")
         return out
+
+
+def _described(s: Any, key: str) -> str:
+    from ..state.journal import describe
+
+    o = s.objects().get(key)
+    return describe(o.ref()) if o is not None else key
 
 
 class LearnApp(App):
