@@ -107,15 +107,17 @@ class Clerk(threading.Thread):
             for _ in range(self.rounds):
                 for unit in units:
                     unit()
-                    self.step()
+                    self.step(self.pause / 4)  # short between units: a watcher sees sessions at work
         except ShopClosed:
             pass
         except BaseException as exc:  # handed to run(), which raises it in the caller's thread
             self.error = exc
 
-    def step(self) -> None:
-        """Give a live inspector time to show what just happened."""
-        if self.stop.wait(self.pause) if self.pause > 0 else self.stop.is_set():
+    def step(self, pause: float | None = None) -> None:
+        """Give a live inspector time to show what just happened (``pause`` seconds, by default the
+        clerk's own)."""
+        pause = self.pause if pause is None else pause
+        if self.stop.wait(pause) if pause > 0 else self.stop.is_set():
             raise ShopClosed
 
     def say(self, message: str) -> None:
