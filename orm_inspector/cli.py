@@ -69,7 +69,7 @@ def _listen_env(listen: str, allow_remote: bool) -> dict[str, str]:
     if family == "unix" and os.path.exists(where):
         raise UserError(f"run: --listen {listen}: {where} already exists")
     address = format_address(family, where)
-    token = secrets.token_urlsafe(24)
+    token = secrets.token_hex(24)  # hex: never starts with '-', which a command line takes for an option
     group = os.path.dirname(where) if listen == "auto" else tempfile.mkdtemp(prefix="orm-inspector-")
     token_file = os.path.join(group, "token")
     with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:

@@ -42,8 +42,8 @@ class Terminal:
             if ready:
                 try:
                     self.output += os.read(self.fd, 65536)
-                except OSError:
-                    break
+                except OSError:  # the command exited
+                    raise AssertionError(f"exited before showing {text!r}: {self.output[-2000:]!r}") from None
         return self.output
 
     def type(self, keys: str) -> None:
@@ -111,12 +111,13 @@ def test_connect_attaches_to_an_app_started_with_run_listen(tmp_path):
             time.sleep(0.05)
         line = program.stderr.readline().decode()
         token_file = Path(line.rsplit("token in ", 1)[1].strip())
-        term = Terminal([*CLI, "connect", f"unix:{sock}", "--token", token_file.read_text().strip()])
+        term = Terminal([*CLI, "connect", f"unix:{sock}", f"--token={token_file.read_text().strip()}"])
         term.read_until(b"Overview")
         term.type("5")  # the SQL log
         term.read_until(b"visible to the viewer")
         term.type("q")
-        assert term.wait() == 0
+        status = term.wait()
+        assert status == 0, term.output[-3000:]
         assert_restored(term.output)
     finally:
         program.kill()
@@ -145,3 +146,15 @@ def test_a_wrong_token_is_one_line(tmp_path):
     finally:
         server.close()
     assert done.returncode == 2 and "wrong token" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_tokens_can_follow_an_option_on_a_command_line():
+    """A token beginning with '-' would be taken for an option (--token -x...): they never do."""
+    import orm_inspector
+
+    for _ in range(20):
+        server = orm_inspector.serve()
+        try:
+            assert not server.token.startswith("-")
+        finally:
+            server.close()

@@ -96,7 +96,7 @@ class LiveServer:
                  max_buffer: int = 8 << 20) -> None:
         self.family, where = parse_address(address, allow_remote)
         self._own_folder = os.path.dirname(where) if address is None else None  # made for us: removed at close
-        self.token = token or secrets.token_urlsafe(24)
+        self.token = token or secrets.token_hex(24)
         self.max_buffer = max_buffer
         self.state = State()
         self._lock = threading.Lock()  # state and viewers' buffers: the inspector's thread vs ours
