@@ -152,9 +152,8 @@ def test_tokens_can_follow_an_option_on_a_command_line():
     """A token beginning with '-' would be taken for an option (--token -x...): they never do."""
     import orm_inspector
 
-    for _ in range(20):
-        server = orm_inspector.serve()
-        try:
-            assert not server.token.startswith("-")
-        finally:
-            server.close()
+    server = orm_inspector.serve()
+    try:
+        assert set(server.token) <= set("0123456789abcdef") and len(server.token) >= 32
+    finally:
+        server.close()
