@@ -162,7 +162,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orm-inspector",
-        description="See what the SQLAlchemy ORM does: record, summarize and inspect event traces.")
+        description="See what the SQLAlchemy ORM does: watch an app live (demo, connect), record it (run), "
+                    "replay a recording with time travel (replay), read it without a screen (summary, state), "
+                    "and learn what the Session does (learn). Start with: orm-inspector demo")
     parser.add_argument("--version", action="version", version=f"orm-inspector {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
