@@ -181,6 +181,7 @@ OWN_KINDS = frozenset(
     {
         "session_close",
         "session_gone",
+        "identity_changed",
         "deleted_mark",
         "deleted_unmark",
         "gc_evicted",

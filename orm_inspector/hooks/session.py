@@ -48,7 +48,7 @@ class Track:
     """What the hooks remember about one Session between its events (app thread only)."""
 
     __slots__ = ("sid", "on", "generation", "root", "flush", "in_flush", "flush_cause", "flush_site", "committing",
-                 "bulk_expire", "detach_map", "deleted", "__weakref__")
+                 "bulk_expire", "detach_map", "deleted", "rekeyed", "__weakref__")
 
     def __init__(self, sid: str) -> None:
         self.sid = sid
@@ -63,6 +63,7 @@ class Track:
         self.flush_site: Any = None
         self.committing = False
         self.bulk_expire = False  # commit/rollback expiring everything: one event says it all
+        self.rekeyed: list[Any] | None = None  # states whose primary key this flush changes (rare)
         # The identity map at the last detach (weakly): close() and expunge_all() replace the map
         # before they detach anything, so a new map means a new run of detaches, worth one stack walk.
         self.detach_map: Any = None
@@ -370,7 +371,10 @@ def after_flush(session: Any, flush_context: Any) -> None:
         elif state.key is None:
             new.append(ref(state))  # its values are in the INSERT's parameters
         else:
-            dirty.append(changed_ref(state, changes(state)))
+            changed = changes(state)
+            dirty.append(changed_ref(state, changed))
+            if changed and not changed.keys().isdisjoint(_primary_key_attrs(state)):
+                (t.rekeyed if t.rekeyed is not None else _rekeyed(t)).append(state)
     emit(FlushEvent(ts=now(), kind="after_flush", pid=runtime.pid, thread=thread_name(), session=t.sid, flush=t.flush or "?", cause=t.flush_cause,
                     transaction=t.root, new=new, dirty=dirty, deleted=deleted))
 
@@ -384,6 +388,22 @@ def after_flush_postexec(session: Any, flush_context: Any) -> None:
         emit(FlushEvent(ts=now(), kind="after_flush_postexec", pid=runtime.pid, thread=thread_name(), session=t.sid, flush=t.flush or "?",
                         cause=t.flush_cause, transaction=t.root))
     t.flush = None
+    if t.rekeyed:  # the flush has put them under their new identity in the identity map: say so
+        for state in t.rekeyed:
+            if state.key is not None and want.lifecycle:
+                emit(LifecycleEvent(ts=now(), kind="identity_changed", pid=runtime.pid, thread=thread_name(),
+                                    session=t.sid, obj=ref(state), ikey=state.key))
+    t.rekeyed = None
+
+
+def _rekeyed(t: Track) -> list[Any]:
+    t.rekeyed = []
+    return t.rekeyed
+
+
+def _primary_key_attrs(state: Any) -> Any:
+    """The attribute names of the mapper's primary key columns (a set SQLAlchemy keeps)."""
+    return getattr(state.mapper, "_primary_key_propkeys", ())
 
 
 # ---- attribute and instance events (changes between flushes) ------------------------------------

@@ -43,6 +43,8 @@ TRANSITIONS = {  # kind -> (what happened, to whom, in plain words; doc)
 }
 OTHERS = {
     "deleted_mark": ("{obj} is marked for deletion: the DELETE waits for the next flush", "states"),
+    "identity_changed": ("{obj}'s primary key changed: the identity map holds it under its new identity",
+                         "states"),
     "after_commit": ("the transaction is committed; every object of the session is expired: its next read "
                      "loads it again", "commit"),
     "after_rollback": ("the transaction is rolled back: pending objects leave the session, deleted ones come back, "

@@ -19,7 +19,7 @@ from .model import EDITS, INTO_MAP, OUT_OF_MAP
 
 LIFECYCLE = INTO_MAP | OUT_OF_MAP | {"transient_to_pending", "pending_to_transient", "deleted_to_detached",
                                      "deleted_mark", "deleted_unmark"}
-STORY = LIFECYCLE | EDITS | {"expire", "refresh", "after_attach"}  # what happens to one object
+STORY = LIFECYCLE | EDITS | {"expire", "refresh", "after_attach", "identity_changed"}  # what happens to one object
 FLUSH_LISTS = ("new", "dirty", "deleted")
 
 

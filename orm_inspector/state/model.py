@@ -444,6 +444,15 @@ def _refresh(st: State, e: dict[str, Any]) -> None:
             o.changes.pop(attr, None)
 
 
+def _identity_changed(st: State, e: dict[str, Any]) -> None:
+    """A flush changed its primary key: the same object, under its new identity."""
+    s = st.sessions.get(e.get("session"))
+    ref = e.get("obj") or {}
+    o = s.identity_map.get(ref.get("key")) if s else None
+    if o is not None:
+        o.identity = ref.get("identity")
+
+
 def _session_gone(st: State, e: dict[str, Any]) -> None:
     """Garbage-collected: whatever it held (objects, an open transaction) is gone with it."""
     sid = e["session"]
@@ -525,6 +534,7 @@ _HANDLERS = {
     "expire": _expire,
     "refresh": _refresh,
     "session_close": _session_close,
+    "identity_changed": _identity_changed,
     "session_gone": _session_gone,
     "pool_info": _pool_info,
     "connect": _pool_event("idle"),

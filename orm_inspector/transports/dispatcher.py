@@ -68,6 +68,10 @@ class Membership:
         elif kind in _OUT_OF_MAP:
             ikey = self.keys.pop(ev.obj.key, None)
             self.refs.pop(ikey, None)
+        elif kind == "identity_changed" and ev.ikey is not None:  # its primary key changed: same object
+            self.refs.pop(self.keys.get(ev.obj.key), None)
+            self.refs[ev.ikey] = ev.obj
+            self.keys[ev.obj.key] = ev.ikey
         return None
 
     def sweep(self, identity_map: Any, now: float, final: bool = False) -> list[ObjRef]:
