@@ -1,8 +1,7 @@
 """The cheap paths of the hottest hooks keep every rule.
 
-The listeners that fire once per object or per statement are registered so that SQLAlchemy calls
-them without a wrapper of its own (``retval=True``, and ``include_key=True`` for attribute events):
-they must then give back exactly what they were handed, also when they fail inside. And the hooks
+The listeners that fire once per object or per statement are shielded inline, in one frame: they
+return nothing (SQLAlchemy would use a returned value), also when they fail inside. And the hooks
 read which families someone listens to from flags (``runtime.want``) that must follow the signals'
 receivers: a new receiver gets events at once, a receiver gone stops their building.
 """
@@ -24,27 +23,23 @@ from orm_inspector.transports.dispatcher import dispatcher
 from .models import Author, Base, Book
 
 
-def _listeners(collection) -> list:
-    return list(collection)
-
-
-def test_attribute_listeners_are_called_without_a_wrapper():
+def test_the_hot_listeners_return_nothing(sqlite_url):
+    """Rule 2: a listener never returns a value, also those without runtime.shield around them."""
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
     orm_inspector.install()
-    Author.name  # noqa: B018 - the mapper is configured, its attributes instrumented
-    from sqlalchemy.orm import configure_mappers
-
-    configure_mappers()
-    names = [getattr(fn, "__name__", "") for fn in _listeners(Author.name.dispatch.set)]
-    assert any(n.startswith("orm_inspector_on_set") for n in names), names  # ours, not SQLAlchemy's `wrap`
-    names = [getattr(fn, "__name__", "") for fn in _listeners(Author.books.dispatch.append)]
-    assert any(n.startswith("orm_inspector_on_append") for n in names), names
-
-
-def test_before_cursor_execute_is_called_without_a_wrapper():
-    orm_inspector.install()
-    engine = create_engine("sqlite://")
-    names = [getattr(fn, "__name__", "") for fn in _listeners(engine.dispatch.before_cursor_execute)]
-    assert "before_cursor_execute" in names and "wrap_before_cursor_execute" not in names, names
+    with Session(engine) as s:
+        s.add(Author(name="ann", books=[Book(title="one")]))
+        s.commit()
+        author = s.scalars(select(Author)).one()
+        state = author._sa_instance_state
+        fns = session_hooks.attribute_listeners("name")
+        assert fns["set"](state, "x", "ann", None) is None
+        assert fns["append"](state, Book(title="b"), None) is None
+        assert fns["remove"](state, Book(title="b"), None) is None
+        assert fns["modified"](state, None) is None
+        with engine.connect() as conn:
+            assert engine_hooks.before_cursor_execute(conn, None, "SELECT 1", (), None, False) is None
 
 
 def test_failing_hot_hooks_give_the_app_its_values_back(sqlite_url, tmp_path, monkeypatch):

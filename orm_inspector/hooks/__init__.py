@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.pool import Pool
 
 from . import runtime
-from .engine import ENGINE_LISTENERS, RETVAL_LISTENERS
+from .engine import ENGINE_LISTENERS
 from .pool import POOL_LISTENERS
 from .session import (LIFECYCLE_LISTENERS, SESSION_LISTENERS, attribute_listeners, on_expire,
                       on_refresh)
@@ -92,8 +92,8 @@ def _instrument_mapper(mapper: Any) -> None:
         done.add(key)
         fns = attribute_listeners(key)
         kinds = ("append", "remove", "modified") if impl.collection else ("set", "modified")
-        for kind in kinds:  # called without SQLAlchemy's wrapper (see attribute_listeners)
-            event.listen(attr, kind, fns[kind], raw=True, retval=True, include_key=True)
+        for kind in kinds:
+            event.listen(attr, kind, fns[kind], raw=True)
 
 
 def _on_mapper_configured(mapper: Any, class_: Any) -> None:
@@ -122,7 +122,7 @@ def register() -> None:
         for name, fn in LIFECYCLE_LISTENERS.items():
             event.listen(Session, name, fn, raw=True)
         for name, fn in ENGINE_LISTENERS.items():
-            event.listen(Engine, name, fn, **({"retval": True} if name in RETVAL_LISTENERS else {}))
+            event.listen(Engine, name, fn)
         for name, fn in POOL_LISTENERS.items():
             event.listen(Pool, name, fn)
         event.listen(Mapper, "expire", on_expire, raw=True)

@@ -58,15 +58,13 @@ _append = _queue.append
 
 
 def before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                          executemany: bool) -> tuple[str, Any]:
-    """Registered with ``retval=True``, so SQLAlchemy calls it without a wrapper of its own: it gives
-    back the very statement and parameters it was handed, whatever happens inside."""
+                          executemany: bool) -> None:
+    """Shielded inline (one frame: it fires for every statement); returns nothing, like every hook."""
     if runtime.enabled and want.sql:
         try:
             _before(conn, statement, parameters, context, executemany)
         except Exception as exc:  # noqa: BLE001 - the app must never see our failure
             record_error("before_cursor_execute", exc)
-    return statement, parameters
 
 
 def _before(conn: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
@@ -156,8 +154,6 @@ def _tx(kind: str):
     return listener
 
 
-RETVAL_LISTENERS = frozenset({"before_cursor_execute"})
-"""Registered with ``retval=True``: they return SQLAlchemy's own arguments back, unchanged."""
 ENGINE_LISTENERS: dict[str, Any] = {
     "before_cursor_execute": before_cursor_execute,
     "after_cursor_execute": after_cursor_execute,

@@ -426,27 +426,23 @@ def _attr_event(kind: str, state: Any, attr: str | None = None, value: Any = Non
 def attribute_listeners(key: str) -> dict[str, Any]:
     """Listeners for one mapped attribute; the key is bound here so each call is O(1).
 
-    Registered with ``raw=True, retval=True, include_key=True``: SQLAlchemy then calls them directly,
-    without the wrapper it puts around any other listener (collection events then pass ``key=``), so
-    ``set`` and ``append`` return the value they were given, untouched, whatever happens inside.
+    Shielded inline, one frame each (they fire for every edit), returning nothing like every hook.
     Most calls are edits of transient or pending objects (a constructor's assignments), whose values
     arrive with the INSERT: the first test (``state.key``) sends them back at once."""
 
-    def on_set(state: Any, value: Any, oldvalue: Any, initiator: Any, **_: Any) -> Any:
+    def on_set(state: Any, value: Any, oldvalue: Any, initiator: Any, **_: Any) -> None:
         if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
             try:
                 _attr_event("set", state, key, capture(value), capture(oldvalue))
             except Exception as exc:  # noqa: BLE001 - the app must never see our failure
                 record_error("set", exc)
-        return value
 
-    def on_append(state: Any, value: Any, initiator: Any, **_: Any) -> Any:
+    def on_append(state: Any, value: Any, initiator: Any, **_: Any) -> None:
         if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
             try:
                 _attr_event("append", state, key, capture(value))
             except Exception as exc:  # noqa: BLE001
                 record_error("append", exc)
-        return value
 
     def on_remove(state: Any, value: Any, initiator: Any, **_: Any) -> None:
         if state.key is not None and runtime.enabled and want.attribute and state.session_id is not None:
