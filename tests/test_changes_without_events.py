@@ -7,10 +7,11 @@ import gc
 import time
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 import orm_inspector
+from orm_inspector.hooks import runtime
 from orm_inspector.transports.trace import TraceReader
 
 from .models import Author, Base, Book
@@ -153,3 +154,31 @@ def test_the_250_ms_bound_holds_by_construction(engine, captured):
     # plus a pump interval later, and the confirming one as much again
     worst = 2 * (d.SWEEP_EVERY + d.Dispatcher.interval)
     assert worst <= 0.25
+
+
+def test_flag_dirty_is_seen_though_it_fires_no_event(engine, captured):
+    from sqlalchemy.orm.attributes import flag_dirty
+
+    with Session(engine) as s:
+        ann = s.scalars(select(Author).where(Author.name == "ann")).one()
+        bob = s.scalars(select(Author).where(Author.name == "bob")).one()
+        bob.name = "rob"  # an edit with its event: not reported twice
+        flag_dirty(ann)
+        assert set(s.dirty) == {ann, bob}
+        found = wait_for(captured, "modified")
+        assert [e.obj.key for e in found] == [inspect(ann).__dict__[runtime.ATTR].key]
+        assert found[0].attr is None and found[0].thread == "orm-inspector"
+        s.commit()
+
+
+def test_no_modified_event_is_made_up_when_every_change_had_its_own(engine, captured):
+    with Session(engine) as s:
+        for author in s.scalars(select(Author)):
+            author.name += "!"
+        s.flush()
+        for author in s.scalars(select(Author)):
+            author.books.append(Book(title="more"))
+        s.commit()
+        time.sleep(0.3)
+    captured.sync()
+    assert not [e for e in captured if e.kind == "modified" and e.attr is None]

@@ -26,11 +26,16 @@ from typing import Any
 from sqlalchemy.orm import session as _sa_session
 
 from .. import signals
-from ..events import FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEvent, LifecycleEvent, ObjRef, SQLEvent
+from ..events import (FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEvent, LifecycleEvent, ObjRef, SessionEvent,
+                      SQLEvent)
 from ..hooks import callsite, runtime
 from ..hooks.session import tracks
 from ..hooks.values import MAX_STR, REDACTED, finish, redaction_mask, redacts, ref
 
+_EDITS = frozenset({"set", "append", "remove", "modified"})
+# After these, SQLAlchemy's ``_modified`` set of the session is empty: what was modified is written or
+# expired. (after_commit and after_rollback of a savepoint expire nothing, but a flush came first.)
+_CLEANS = frozenset({"after_flush", "after_commit", "after_rollback"})
 _LEAVES = {"persistent_to_deleted", "persistent_to_detached", "deleted_to_detached", "persistent_to_transient",
            "gc_evicted", "deleted_to_persistent"}
 _INTO_MAP = {"pending_to_persistent", "detached_to_persistent", "loaded_as_persistent", "deleted_to_persistent"}
@@ -45,13 +50,16 @@ class Membership:
     """What the inspector's thread knows of one identity map, from lifecycle events: identity key ->
     ObjRef. Compared with the map itself, it reveals objects that left it without an event."""
 
-    __slots__ = ("refs", "keys", "suspects", "swept")
+    __slots__ = ("refs", "keys", "suspects", "swept", "dirty")
 
     def __init__(self) -> None:
         self.refs: dict[Any, ObjRef] = {}  # SQLAlchemy identity key -> ObjRef
         self.keys: dict[str, Any] = {}  # our object key -> identity key
         self.suspects: set[Any] = set()  # missing at the last comparison: evicted if still missing
         self.swept = 0.0
+        # Objects the stream has said are modified since their last flush: the identity map's own
+        # ``_modified`` set holding more than these means a change without an event (flag_dirty()).
+        self.dirty: set[str] = set()
 
     def apply(self, ev: LifecycleEvent) -> ObjRef | None:
         """Follow one event; returns the object it shows was evicted unseen, if any: a map holds one
@@ -68,6 +76,7 @@ class Membership:
         elif kind in _OUT_OF_MAP:
             ikey = self.keys.pop(ev.obj.key, None)
             self.refs.pop(ikey, None)
+            self.dirty.discard(ev.obj.key)
         elif kind == "identity_changed" and ev.ikey is not None:  # its primary key changed: same object
             self.refs.pop(self.keys.get(ev.obj.key), None)
             self.refs[ev.ikey] = ev.obj
@@ -236,11 +245,14 @@ class Dispatcher:
         read_at = time.time()
         live = self._live_sessions() if runtime.enabled else []
         deleted_now = self._read_deleted(live)
+        modified_now = self._read_modified(live, final)
         drained = self._drain()
         try:
             batch = self._process(drained)
             if deleted_now:
                 batch = self._merge_deleted(batch, deleted_now, read_at)
+            if modified_now:
+                batch = self._merge_modified(batch, modified_now, read_at)
             if live:
                 batch += self._evictions(live, final)
         except Exception as exc:  # noqa: BLE001 - what was drained still goes out
@@ -251,7 +263,7 @@ class Dispatcher:
                     ev.ikey = None
         # Drop our references to the app's sessions before the (slower) sending: a session the app
         # lets go meanwhile must not be finalized on this thread.
-        del live, deleted_now
+        del live, deleted_now, modified_now
         if not batch:
             return
         seq = self.seq
@@ -300,10 +312,21 @@ class Dispatcher:
                 attr = ev.attr
                 if attr is not None and redacts(attr):
                     ev.value = ev.old = REDACTED
+                if ev.session is not sid or m is None:
+                    sid = ev.session
+                    m = members.get(sid)
+                    if m is None:
+                        m = members[sid] = Membership()
+                if ev.kind in _EDITS:
+                    m.dirty.add(ev.obj.key)
+                elif ev.attrs is None:  # expire or refresh of the whole object: its changes are gone
+                    m.dirty.discard(ev.obj.key)
             else:
                 if ev.kind == "session_close":  # close() empties the map: nothing left to follow
                     members.pop(ev.session, None)
                     sid, m = None, None
+                elif ev.kind in _CLEANS and getattr(ev, "session", None) in members:
+                    members[ev.session].dirty.clear()  # a flush writes, a commit or rollback expires, all
                 try:
                     _finish(ev)
                 except Exception as exc:  # noqa: BLE001 - lose a detail, never the event
@@ -354,6 +377,44 @@ class Dispatcher:
             if now.keys() != t.deleted.keys():
                 changed[t] = now
         return changed
+
+    def _read_modified(self, live: list[tuple[Any, Any]], final: bool) -> list[tuple[str, list[Any]]]:
+        """Sessions whose identity map counts more modified objects than the stream has told of:
+        (session id, the states modified now). O(1) for the others, nearly always all of them."""
+        out = []
+        for t, session in live:
+            modified = session.identity_map._modified
+            m = self.members.get(t.sid)
+            if modified and (final or len(modified) > (len(m.dirty) if m is not None else 0)):
+                out.append((t.sid, list(modified)))  # list() copies at once, safe against the app's thread
+        return out
+
+    def _merge_modified(self, batch: list[Event], modified_now: list[tuple[str, list[Any]]],
+                        read_at: float) -> list[Event]:
+        """A ``modified`` event for each object modified without an event (``flag_dirty()``)."""
+        if not runtime.wanted(signals.attribute):
+            return batch
+        # A flush, commit or rollback in this batch may have written what was read: look again next time.
+        busy = {ev.session for ev in batch if ev.kind in _CLEANS and type(ev) in (FlushEvent, SessionEvent)}
+        found: list[Event] = []
+        for sid, states in modified_now:
+            m = self.members.get(sid)
+            if sid in busy or m is None:
+                continue
+            for st in states:
+                if st.key is None or st.session_id is None:
+                    continue
+                r = ref(st)
+                if r.key not in m.dirty:
+                    m.dirty.add(r.key)
+                    found.append(AttributeEvent(ts=read_at, kind="modified", pid=runtime.pid, thread="orm-inspector",
+                                                session=sid, obj=r))
+        if not found:
+            return batch
+        at = len(batch)  # they happened before read_at: before the events that came later
+        while at > 0 and batch[at - 1].ts > read_at:
+            at -= 1
+        return batch[:at] + found + batch[at:]
 
     def _merge_deleted(self, batch: list[Event], deleted_now: dict[Any, dict[str, Any]], read_at: float) -> list[Event]:
         explained = {ev.obj.key for ev in batch if type(ev) is LifecycleEvent and ev.kind in _LEAVES}
