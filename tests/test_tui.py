@@ -246,11 +246,13 @@ async def test_connect_follows_every_process_of_a_forking_app(tmp_path):
             os.waitpid(child, 0)
     """))
     sock = tmp_path / "live.sock"
+    token_file = None
     program = subprocess.Popen([sys.executable, "-m", "orm_inspector", "run", "--listen", f"unix:{sock}", "--",
                                 sys.executable, str(app_py)], stderr=subprocess.PIPE, cwd=tmp_path)
     try:
         line = program.stderr.readline().decode()
-        token = Path(line.rsplit("token in ", 1)[1].strip()).read_text().strip()
+        token_file = Path(line.rsplit("token in ", 1)[1].strip())
+        token = token_file.read_text().strip()
         deadline = time.monotonic() + 20
         while not sock.exists():
             assert time.monotonic() < deadline
@@ -268,6 +270,10 @@ async def test_connect_follows_every_process_of_a_forking_app(tmp_path):
     finally:
         program.kill()
         program.wait()
+        if token_file is not None:  # killed: nothing removed the token's private directory
+            import shutil
+
+            shutil.rmtree(token_file.parent, ignore_errors=True)
 
 
 async def test_a_log_follows_its_end_until_the_reader_moves_up():

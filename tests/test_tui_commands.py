@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -102,6 +103,7 @@ def test_connect_attaches_to_an_app_started_with_run_listen(tmp_path):
             time.sleep(0.05)
     """))
     sock = tmp_path / "live.sock"
+    token_file = None
     program = subprocess.Popen([*CLI, "run", "--listen", f"unix:{sock}", "--", sys.executable, str(app)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     try:
@@ -122,6 +124,8 @@ def test_connect_attaches_to_an_app_started_with_run_listen(tmp_path):
     finally:
         program.kill()
         program.wait()
+        if token_file is not None:  # killed: nothing removed the token's private directory
+            shutil.rmtree(token_file.parent, ignore_errors=True)
 
 
 @pytest.mark.parametrize(("args", "message"), [
