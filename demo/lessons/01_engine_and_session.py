@@ -38,6 +38,7 @@ print(type(engine.pool).__name__)
 # The first real use connects. create_all() takes a connection from the pool (a "checkout": the
 # pool opens it, the first time), sends CREATE TABLE, and gives it back (a "checkin").
 Base.metadata.create_all(engine)
+#> event: connect
 #> event: checkout
 #> sql: CREATE TABLE authors
 #> event: checkin
