@@ -630,6 +630,55 @@ def test_fork_child_records_to_its_own_file(tmp_path, mode, suffix):
     assert names == {path.name, child_file.name}
 
 
+MULTIPROCESSING_SCRIPT = """
+import multiprocessing, sys
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+import orm_inspector
+from tests.models import Base, Author
+
+path, db = sys.argv[1], sys.argv[2]
+
+def work(name):
+    engine = create_engine("sqlite:///" + db)
+    with Session(engine) as s:
+        s.add(Author(name=name))
+        s.commit()
+    engine.dispose()
+
+engine = create_engine("sqlite:///" + db)
+Base.metadata.create_all(engine)
+fork = multiprocessing.get_context("fork")
+with orm_inspector.record(path):
+    child = fork.Process(target=work, args=("process",))
+    child.start()
+    child.join()
+    pool = fork.Pool(2)
+    pool.map(work, ["pool-1", "pool-2", "pool-3"])
+    pool.close()
+    pool.join()
+"""
+
+
+def test_multiprocessing_children_finish_their_files(tmp_path):
+    """A multiprocessing child ends with os._exit(), past atexit, often within a pump interval of its
+    last commit: its file must still hold everything it did, and end with trace_end."""
+    path = tmp_path / "trace.jsonl"
+    r = run_script(MULTIPROCESSING_SCRIPT, str(path), str(tmp_path / "mp.db"))
+    assert r.returncode == 0, r.stderr
+    children = sorted(tmp_path.glob("trace-*.jsonl"))
+    assert len(children) == 3, children  # the Process and the pool's two workers
+    names = []
+    for child in children:
+        _, events = check_file(child, pid=int(child.name[len("trace-"):-len(".jsonl")]))
+        assert events[-1]["kind"] == "trace_end"
+        names += [e["parameters"]["name"] for e in events
+                  if e["kind"] == "before_cursor_execute" and e["statement"].startswith("INSERT INTO author ")]
+        assert [e["kind"] for e in events].count("after_commit") == len(
+            [e for e in events if e["kind"] == "before_commit"]) >= 1
+    assert sorted(names) == ["pool-1", "pool-2", "pool-3", "process"]
+
+
 # ---- 8: the summary command -----------------------------------------------------------------------
 
 
