@@ -86,6 +86,25 @@ def test_a_claim_that_does_not_hold_is_reported(tmp_path):
     assert results[-1].failures and "SELECT 1" in results[-1].failures[0]
 
 
+def test_a_sql_claim_holds_against_the_column_labels_of_sqlalchemy_2_0(tmp_path):
+    """SQLAlchemy 2.0 (the newest on Python 3.10) selects "books.id AS books_id" in get(), a refresh
+    and merge(), where 2.1 selects "books.id": claims, written as 2.1 sends them, hold on both."""
+    script = tmp_path / "labels.py"
+    script.write_text("from sqlalchemy import create_engine, text\n"
+                      "engine = create_engine('sqlite://')\n"
+                      "conn = engine.connect()\n"
+                      "conn.execute(text('CREATE TABLE books (id INTEGER, title TEXT)'))\n"
+                      "conn.execute(text('SELECT books.id AS books_id, books.title AS books_title FROM books'))\n"
+                      "#> sql: SELECT books.id, books.title FROM books\n"
+                      "conn.close()\n")
+    runner = Runner(load(script))
+    try:
+        results = [runner.run_next() for _ in runner.lesson.steps]
+    finally:
+        runner.close()
+    assert not any(r.error or r.failures for r in results)
+
+
 def test_an_own_script_can_be_a_lesson(tmp_path):
     script = tmp_path / "mine.py"
     script.write_text("x = 1\nprint(x + 1)\n#> output: 2\n")
