@@ -1,5 +1,5 @@
-"""Shared fixtures: databases (SQLite always; PostgreSQL when reachable, required under CI=true), a
-capture of the event stream, and a clean inspector between tests."""
+"""Shared fixtures: databases (SQLite always; PostgreSQL and MariaDB when reachable, required under
+CI=true), a capture of the event stream, and a clean inspector between tests."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from orm_inspector.transports.dispatcher import dispatcher
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
 PG_ASYNC_URL = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/test"
+MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
+MARIADB_URL = f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -36,6 +38,16 @@ def require_postgres() -> None:
     reason = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: the PostgreSQL tests must run)")
+    pytest.skip(reason)
+
+
+def require_mariadb() -> None:
+    """Skip with a reason when MariaDB is down; under CI=true, fail instead."""
+    if _reachable(MARIADB_HOST, MARIADB_PORT):
+        return
+    reason = f"MariaDB is not reachable at {MARIADB_HOST}:{MARIADB_PORT}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the MariaDB tests must run)")
     pytest.skip(reason)
 
 
@@ -110,10 +122,32 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A MariaDB URL on a fresh database, dropped afterwards."""
+    require_mariadb()
+    database = f"t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{MARIADB_URL}/test")
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE {database}"))
+    try:
+        yield f"{MARIADB_URL}/{database}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE {database}"))
+        admin.dispose()
+
+
+@pytest.fixture(params=[
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+])
 def db_url(request, tmp_path) -> Iterator[str]:
-    """Each test that takes it runs on file SQLite and on PostgreSQL."""
+    """Each test that takes it runs on file SQLite, on PostgreSQL and on MariaDB."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
-    else:
+    elif request.param == "postgresql":
         yield request.getfixturevalue("pg_url")
+    else:
+        yield request.getfixturevalue("mariadb_url")
