@@ -103,3 +103,37 @@ def test_parameters_are_redacted_by_name(engine, captured):
     assert "<redacted>" in repr(update.parameters)
     [edit] = [e for e in captured.of("set") if e.attr == "password"]
     assert edit.value == edit.old == "<redacted>"
+
+
+def test_expanded_in_lists_keep_names_from_lining_up_wrongly(engine, captured):
+    """An IN list is expanded at execution: on a positional paramstyle (SQLite's qmark) the compiled
+    statement's names no longer line up with the values, so none of them may pass for another."""
+    with Session(engine) as s:
+        [ann] = s.scalars(select(Author)).all()
+        s.scalars(select(Author).where(Author.id == ann.id, Author.password.in_(["x1", "x2", "x3"]))).all()
+    [query] = [e for e in statements(captured) if " IN " in e.statement]
+    for secret in ("x1", "x2", "x3"):
+        assert secret not in repr(query.parameters)
+    assert not (isinstance(query.parameters, dict) and "count" in query.parameters)  # one execution
+
+
+@pytest.mark.mariadb
+def test_mysql_format_paramstyle_is_named_and_redacted(mariadb_url, captured):
+    """mysqlclient, aiomysql and asyncmy send %s placeholders: positional, like SQLite's."""
+    engine = create_engine(mariadb_url, paramstyle="format")
+    Base.metadata.create_all(engine)
+    try:
+        with Session(engine) as s:
+            ann = Author(name="ann", password="s3cret!")
+            s.add(ann)
+            s.commit()
+            s.scalars(select(Author).where(Author.id == ann.id, Author.password.in_(["x1", "x2", "x3"]))).all()
+        [insert] = [e for e in statements(captured) if e.statement.startswith("INSERT")]
+        assert insert.parameters == {"name": "ann", "password": "<redacted>", "bio": None}
+        [query] = [e for e in statements(captured) if " IN " in e.statement]
+        assert "%s" in query.statement
+        for secret in ("x1", "x2", "x3"):
+            assert secret not in repr(query.parameters)
+    finally:
+        Base.metadata.drop_all(engine)
+        engine.dispose()

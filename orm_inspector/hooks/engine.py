@@ -75,16 +75,18 @@ def _before(conn: Any, statement: str, parameters: Any, context: Any, executeman
         cause, site = {"kind": track.flush_cause, "flush": track.flush}, track.flush_site
     else:
         cause, site = _cause(track, 4)
-    names = None
+    names, one = None, "one"
     compiled = getattr(context, "compiled", None)
     if getattr(compiled, "positional", False):  # DDL compilers have no bind names
         names = compiled.positiontup
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            one = "expanded"  # IN lists expanded at execution: the values no longer line up with names
     # insertmanyvalues calls this with executemany=True and one batch (a tuple, or a dict for psycopg)
     if executemany and isinstance(parameters, (list, tuple)) and parameters and \
             isinstance(parameters[0], (tuple, list, dict)):
         params: Any = ("many", names, len(parameters), parameters[:MAX_PARAMETER_SETS])
     else:
-        params = ("one", names, parameters)
+        params = (one, names, parameters)
     ev = SQLEvent(ts=now(), kind="before_cursor_execute", pid=runtime.pid, thread=thread_name(),
                   connection=connection_id(conn), session=track.sid if track is not None else None,
                   transaction=track.root if track is not None else None,

@@ -115,6 +115,9 @@ def _params(captured: Any) -> Any:
     if captured[0] == "one":
         _, names, params = captured
         return _named(names, params)
+    if captured[0] == "expanded":  # positional, with IN lists expanded: the names do not line up
+        _, names, params = captured
+        return _unaligned(names, params)
     _, names, count, sets = captured
     return {"count": count, "first": [_named(names, p) for p in sets]}
 
@@ -140,8 +143,13 @@ def _named(names: Any, params: Any) -> Any:
         if len(params) % len(names) == 0:  # a batched INSERT: one flat tuple of several rows
             rows = [params[i:i + len(names)] for i in range(0, len(params), len(names))]
             return {"count": len(rows), "first": [_named(names, row) for row in rows[:MAX_ROWS]]}
-        if any(redaction_mask(names)):  # names we cannot line up: hide every value
-            return [REDACTED] * len(params)
+    return _unaligned(names, params)
+
+
+def _unaligned(names: Any, params: Any) -> list:
+    """Values whose names we cannot line up: a list; every value hidden if any name is redacted."""
+    if names and any(redaction_mask(names)):
+        return [REDACTED] * len(params)
     return [v if type(v) in _AS_IS else _value(v) for v in params]
 
 
