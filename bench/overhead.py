@@ -22,13 +22,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def run(workload: str, record: bool, size: int | None = None, mode: str = "record") -> dict:
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), workload]
-    if record and mode == "stuck":
-        cmd.append("--stuck-viewer")
-        record = False
     if size is not None:
         cmd += ["--size", str(size)]
     with tempfile.TemporaryDirectory() as tmp:
-        if record:
+        if record and mode == "stuck":
+            cmd.append("--stuck-viewer")
+        elif record and mode == "echo":
+            cmd += ["--echo-to", os.path.join(tmp, "echo.log")]
+        elif record:
             cmd += ["--record", os.path.join(tmp, "trace.jsonl")]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes, for a smoke run")
     parser.add_argument("--only", choices=["ratio", "flush", "memory", "stuck"])
+    # (bench/floor.py: what SQLAlchemy charges for calling the listeners at all)
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
 
@@ -59,6 +61,11 @@ def main() -> None:
             p, r = statistics.median(plain), statistics.median(recorded)
             verdict = "ok" if r / p <= 1.10 else "OVER 1.10"
             print(f"  {workload:<5} plain {p:6.3f} s  recorded {r:6.3f} s  ratio {r / p:5.3f}  [{verdict}]")
+        print("For comparison, SQLAlchemy's echo logging (statements and parameters only) to a file / plain:")
+        for workload in ("oltp", "bulk"):
+            plain, echo = abba(workload, rounds, mode="echo")
+            p, r = statistics.median(plain), statistics.median(echo)
+            print(f"  {workload:<5} plain {p:6.3f} s  echo     {r:6.3f} s  ratio {r / p:5.3f}")
 
     if args.only in (None, "stuck"):
         print(f"Time ratio with a live server and a viewer that never reads / plain ({rounds * 2} runs each):")

@@ -1,6 +1,6 @@
 """Workloads the benchmarks time, plain or recorded: run as a fresh process each time.
 
-    python bench/workloads.py oltp|bulk|flushes [--record FILE] [--size N]
+    python bench/workloads.py oltp|bulk|flushes|none [--record FILE | --listeners-off FAMILY] [--size N]
 
 prints one JSON line of measurements.
 """
@@ -133,6 +133,42 @@ def stuck_viewer():
         orm_inspector.uninstall()
 
 
+def listeners_off(family: str) -> None:
+    """Register one family of orm_inspector's listeners (or ``all``) and leave capture off: each
+    listener then returns at its first line, and what remains is SQLAlchemy's cost of calling it."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Mapper
+    from sqlalchemy.pool import Pool
+
+    from orm_inspector import hooks
+    from orm_inspector.hooks import engine, pool, session
+
+    if family == "all":
+        hooks.register()
+    elif family == "engine":
+        for name, fn in engine.ENGINE_LISTENERS.items():
+            event.listen(Engine, name, fn)
+    elif family == "pool":
+        for name, fn in pool.POOL_LISTENERS.items():
+            event.listen(Pool, name, fn)
+    elif family == "session":
+        for name, fn in session.SESSION_LISTENERS.items():
+            event.listen(Session, name, fn)
+    elif family == "lifecycle":
+        for name, fn in session.LIFECYCLE_LISTENERS.items():
+            event.listen(Session, name, fn, raw=True)
+    elif family == "instance":
+        event.listen(Mapper, "expire", session.on_expire, raw=True)
+        event.listen(Mapper, "refresh", session.on_refresh, raw=True)
+    elif family == "attribute":
+        Base.registry.configure()
+        for mapper in Base.registry.mappers:
+            hooks._instrument_mapper(mapper)
+    else:
+        raise SystemExit(f"unknown family {family!r}")
+
+
 def settle() -> None:
     """Wait until the inspector's thread has handled everything queued so far (if it runs), then
     start both modes from the same garbage-collector state: otherwise whether one full collection
@@ -150,8 +186,13 @@ def settle() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("workload", choices=["oltp", "bulk", "flushes"])
+    parser.add_argument("workload", choices=["oltp", "bulk", "flushes", "none"])
     parser.add_argument("--record")
+    parser.add_argument("--echo-to", metavar="FILE",
+                        help="SQLAlchemy's own statement logging (what echo=True logs) to FILE, for comparison")
+    parser.add_argument("--listeners-off", metavar="FAMILY",
+                        help="register these listeners (engine, attribute, lifecycle, session, pool, instance "
+                             "or all), switched off; see floor.py")
     parser.add_argument("--stuck-viewer", action="store_true",
                         help="serve() with a viewer connected that never reads")
     parser.add_argument("--size", type=int)
@@ -159,6 +200,13 @@ def main() -> None:
     db = tempfile.NamedTemporaryFile(suffix=".db", delete=False).name
     try:
         engine = make_engine(db)
+        if args.echo_to:
+            import logging
+
+            handler = logging.FileHandler(args.echo_to)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            logging.getLogger("sqlalchemy.engine").addHandler(handler)
+            logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # echo=True, to a file
         ctx = contextlib.nullcontext()
         if args.record:
             import orm_inspector
@@ -166,6 +214,8 @@ def main() -> None:
             ctx = orm_inspector.record(args.record)
         if args.stuck_viewer:
             ctx = stuck_viewer()
+        if args.listeners_off:
+            listeners_off(args.listeners_off)
         import resource
 
         start = time.perf_counter()
@@ -174,8 +224,9 @@ def main() -> None:
                 oltp(engine, args.size or 300)
             elif args.workload == "bulk":
                 bulk(engine, args.size or 10_000)
-            else:
+            elif args.workload == "flushes":
                 per_flush = flushes(engine, args.size or 100)
+            # "none": the process alone, which floor.py --callgrind subtracts
         elapsed = time.perf_counter() - start
         out = {"seconds": elapsed, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
         if args.workload == "flushes":
