@@ -174,22 +174,17 @@ def _after_fork_in_child() -> None:
     # imports them first): the thread restarts once the child's files are open.
     if dispatcher.was_running and runtime.enabled:
         dispatcher.start()
-    # A multiprocessing child (fork or forkserver) ends with os._exit(), which skips atexit: its last
-    # events and its trace_end would be lost. It does run multiprocessing's own finalizers first, so
-    # ours goes there, registered once multiprocessing has cleared the parent's finalizers.
+    # A forked multiprocessing child ends with os._exit(), which skips atexit: its last events and its
+    # trace_end would be lost. It does run multiprocessing's own finalizers first, so ours goes there,
+    # registered once multiprocessing has cleared the parent's finalizers. (A grandchild may register
+    # twice: _at_exit is harmless the second time.)
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         mp_util.register_after_fork(_at_exit, _finish_at_multiprocessing_exit)
 
 
-_finalized_in: int | None = None  # the process whose multiprocessing exit runs _at_exit
-
-
 def _finish_at_multiprocessing_exit(_: Any) -> None:
-    global _finalized_in
-    if _finalized_in != os.getpid():  # a grandchild inherits the child's registration too: once
-        _finalized_in = os.getpid()
-        sys.modules["multiprocessing.util"].Finalize(None, _at_exit, exitpriority=-(2**30))  # after the app's
+    sys.modules["multiprocessing.util"].Finalize(None, _at_exit, exitpriority=-(2**30))  # after the app's
 
 
 import atexit  # noqa: E402

@@ -127,7 +127,7 @@ def mariadb_url() -> Iterator[str]:
     """A MariaDB URL on a fresh database, dropped afterwards."""
     require_mariadb()
     database = f"t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(f"{MARIADB_URL}/test")
+    admin = create_engine(f"{MARIADB_URL}/")  # no database: the server may have no "test"
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE {database}"))
     try:

@@ -151,7 +151,8 @@ async def test_async_session_story_sites_and_pool(async_engine, captured):
     # the pool: what SQLAlchemy really uses for this engine
     pool = pool_of_session(events, sid)
     [info] = [e for e in events if e.kind == "pool_info" and e.pool == pool]
-    assert info.info["class"] == type(async_engine.sync_engine.pool).__name__ == "AsyncAdaptedQueuePool"
+    # AsyncAdaptedQueuePool (SQLAlchemy 2.0.30 gives an aiosqlite file a NullPool)
+    assert info.info["class"] == type(async_engine.sync_engine.pool).__name__
 
 
 # ---- instrument() of one async target ----------------------------------------------------------------

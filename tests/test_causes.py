@@ -115,6 +115,13 @@ def test_expanded_in_lists_keep_names_from_lining_up_wrongly(engine, captured):
     for secret in ("x1", "x2", "x3"):
         assert secret not in repr(query.parameters)
     assert not (isinstance(query.parameters, dict) and "count" in query.parameters)  # one execution
+    with Session(engine) as s:  # no name redacted: every value, in order (named where the driver names them)
+        s.scalars(select(Author).where(Author.id == ann.id, Author.name.in_(["a", "b", "c"]))).all()
+    [plain] = [e for e in statements(captured) if " IN " in e.statement and e is not query]
+    if engine.dialect.positional:
+        assert plain.parameters == [ann.id, "a", "b", "c"]
+    else:
+        assert list(plain.parameters.values()) == [ann.id, "a", "b", "c"]
 
 
 @pytest.mark.mariadb

@@ -96,6 +96,10 @@ def test_a_sql_claim_holds_against_the_column_labels_of_sqlalchemy_2_0(tmp_path)
                       "conn.execute(text('CREATE TABLE books (id INTEGER, title TEXT)'))\n"
                       "conn.execute(text('SELECT books.id AS books_id, books.title AS books_title FROM books'))\n"
                       "#> sql: SELECT books.id, books.title FROM books\n"
+                      "conn.execute(text('SELECT books.id AS books_id FROM books'))\n"
+                      "#> sql: SELECT books.id AS books_id FROM books\n"  # a claim copied from 2.0's SQL
+                      "conn.execute(text('SELECT books.id FROM books'))\n"
+                      "#> sql: books.id AS books_id\n"
                       "conn.close()\n")
     runner = Runner(load(script))
     try:

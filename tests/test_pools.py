@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool, QueuePool, SingletonThreadPool, StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, QueuePool, SingletonThreadPool, StaticPool
 
 from orm_inspector.events import PoolEvent
 
@@ -152,7 +152,8 @@ def test_sync_pool_events_equal_the_pools_own(name, tmp_path, captured):
 
 
 async def test_async_adapted_queue_pool_events_equal_the_pools_own(tmp_path, captured):
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}")
+    # what later 2.0 releases and 2.1 give an aiosqlite file (2.0.30 gives a NullPool): said, to test it
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", poolclass=AsyncAdaptedQueuePool)
     pool = engine.sync_engine.pool
     listener = PoolListener(pool)
     try:

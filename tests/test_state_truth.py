@@ -133,8 +133,10 @@ def test_two_sessions_at_once_each_hold_their_own(sqlite_url, captured):
 
 async def test_state_equals_sqlalchemy_under_asyncio(tmp_path, captured):
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    # the pool is part of the state compared: a queue pool, as later 2.0 releases and 2.1 give an aiosqlite file
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", poolclass=AsyncAdaptedQueuePool)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     async with AsyncSession(engine, expire_on_commit=False) as s:

@@ -13,7 +13,7 @@ Around each top-level statement, comments say what the learner is about to see:
   SQLAlchemy itself (so the text and the behaviour cannot drift apart) and shown after it ran:
   ``state NAME: STATE`` (the object bound to NAME is transient, pending, persistent, deleted or
   detached), ``sql: none`` (no statement), ``sql: TEXT`` (a statement containing TEXT, in order,
-  one claim a statement), ``cause: KIND`` (the statements' causes include KIND: flush, autoflush,
+  one claim a statement; SQLAlchemy 2.0's column labels ``t.c AS t_c`` are ignored on both sides), ``cause: KIND`` (the statements' causes include KIND: flush, autoflush,
   commit, lazy_load, refresh, execute), ``event: KIND`` (a SQLAlchemy event of that kind fired:
   checkout, checkin, after_commit, persistent_to_detached, ...), ``same: A B`` (A is B),
   ``output: TEXT`` (what it printed contains TEXT).

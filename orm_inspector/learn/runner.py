@@ -32,7 +32,14 @@ from .lesson import Claim, Lesson, Step, statements
 STATES = ("transient", "pending", "persistent", "deleted", "detached")
 # SQLAlchemy 2.0 (the newest on Python 3.10) labels the columns get(), a refresh and merge() select:
 # "books.id AS books_id"; 2.1 does not. Claims name the columns as 2.1 sends them.
+# Both sides are compared without such labels (a claim copied from 2.0's SQL holds too). Labels 2.0
+# numbers against clashes ("AS books_id_1") and quoted names keep theirs: a claim may then fail, never
+# hold wrongly.
 COLUMN_LABEL = re.compile(r"\b(\w+)\.(\w+) AS \1_\2\b")
+
+
+def _unlabelled(statement: str) -> str:
+    return COLUMN_LABEL.sub(r"\1.\2", statement).lower()
 
 
 @dataclass
@@ -159,9 +166,8 @@ class Runner:
             sent = [" ".join(e["statement"].split()) for e in result.statements]
             if claim.value == "none":
                 return None if not sent else f"sent {len(sent)} statement(s): {sent[0][:60]}"
-            wanted = [" ".join(c.value.split()).lower() for c in result.step.claims if c.kind == "sql"]
-            unlabelled = [COLUMN_LABEL.sub(r"\1.\2", s).lower() for s in sent]
-            return None if _in_order(wanted, unlabelled) else f"sent: {sent}"
+            wanted = [_unlabelled(" ".join(c.value.split())) for c in result.step.claims if c.kind == "sql"]
+            return None if _in_order(wanted, [_unlabelled(s) for s in sent]) else f"sent: {sent}"
         if claim.kind == "cause":
             causes = {(e.get("cause") or {}).get("kind") for e in result.statements}
             return None if claim.value in causes else f"causes were {sorted(c for c in causes if c)}"
