@@ -48,6 +48,7 @@ class Summary:
     lazy_loads: Counter = field(default_factory=Counter)
     dropped: int = 0
     errors: list[str] = field(default_factory=list)
+    error_events: int = 0
     ended: dict[str, Any] | None = None
 
     def add(self, e: dict[str, Any]) -> None:
@@ -151,6 +152,7 @@ class Summary:
         self.dropped += e.get("count") or 0
 
     def _on_inspector_error(self, e: dict[str, Any]) -> None:
+        self.error_events += 1
         if len(self.errors) < 10:
             self.errors.append(f'{e.get("hook")}: {e.get("error")}')
 
@@ -233,6 +235,10 @@ def render(summary: Summary, name: str, warnings: list[str]) -> str:
     if summary.dropped:
         warn.append(f"{summary.dropped} events dropped (the inspector's queue was full): the trace is incomplete")
     warn += [f"inspector error: {e}" for e in summary.errors]
+    counted = (summary.ended or {}).get("errors") or 0
+    if counted > summary.error_events:  # failures of the last moments, after the last inspector_error line
+        warn.append(f"the process counted {counted} inspector error(s) by the end of the recording, "
+                    f"{summary.error_events} of them reported in this trace")
     warn += [f"SQL error: {e}" for e in summary.sql_errors[:10]]
     if summary.checked_out:
         warn.append(f"{len(summary.checked_out)} connection(s) still checked out at the end: "

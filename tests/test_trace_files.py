@@ -246,6 +246,30 @@ def test_record_closes_the_file_on_exception(tmp_path, sqlite_url, name):
 # ---- 4: TraceReader ------------------------------------------------------------------------------
 
 
+def test_an_undecodable_value_costs_no_event(tmp_path, sqlite_url, monkeypatch):
+    """Python decodes undecodable bytes (a file name, an argument) to lone surrogates, which JSON
+    cannot carry: the value is written escaped, and the other events of its batch are all there."""
+    monkeypatch.setattr(sys, "argv", [*sys.argv, os.fsdecode(b"caf\xe9.csv")])
+    engine = make_engine(sqlite_url)
+    path = tmp_path / "trace.jsonl"
+    try:
+        with orm_inspector.record(path), Session(engine) as s:
+            s.add(Author(name="ann"))
+            s.commit()
+            ann = s.scalars(select(Author)).one()
+            ann.name = os.fsdecode(b"caf\xe9")
+            s.rollback()
+    finally:
+        engine.dispose()
+    header, events = check_file(path, pid=os.getpid())
+    assert header["argv"][-1] == "caf\\udce9.csv"
+    [edit] = [e for e in events if e["kind"] == "set" and e["attr"] == "name"]
+    assert edit["value"] == "caf\\udce9" and edit["old"] == "ann"
+    kinds = [e["kind"] for e in events]
+    assert {"pending_to_persistent", "after_commit", "loaded_as_persistent", "after_rollback"} <= set(kinds)
+    assert "inspector_error" not in kinds
+
+
 def test_reader_malformed_line_in_the_middle_names_its_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     write_trace(path, [ev(1), ev(2), ev(3), '{"seq": 4, "kind": "checkin", oops', ev(5), ev(6)])
@@ -713,6 +737,16 @@ def test_summary_of_a_crashed_trace_warns(tmp_path, sqlite_url):
     assert r.returncode == 0, r.stderr
     assert "truncated" in r.stdout
     assert "no trace_end" in r.stdout
+
+
+def test_summary_warns_of_inspector_errors_counted_only_at_the_end(tmp_path):
+    """A failure in the last moments is counted in trace_end but has no inspector_error line."""
+    path = tmp_path / "t.jsonl"
+    write_trace(path, [{"seq": 1, "ts": 1.0, "kind": "trace_end", "pid": 1, "thread": "orm-inspector",
+                        "events": 0, "dropped": 0, "errors": 2}])
+    r = cli("summary", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "counted 2 inspector error(s)" in r.stdout and "0 of them reported" in r.stdout
 
 
 def assert_one_line_error(r: subprocess.CompletedProcess) -> None:

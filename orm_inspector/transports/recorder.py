@@ -30,6 +30,35 @@ def _unknown(value: Any) -> str:
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_unknown)
+
+
+def encodable(value: Any) -> Any:
+    """``value`` (JSON data) with every string made writable as UTF-8: a lone surrogate, which
+    ``os.fsdecode()`` makes of undecodable bytes (file names, argv), becomes its escape ``\\udce9``."""
+    t = type(value)
+    if t is str:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if t is dict:
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [encodable(v) for v in value]
+    return value
+
+
+def encode_lines(events: list[Event]) -> bytes:
+    """The events as JSON lines, in one call. msgspec refuses a string with a lone surrogate: then
+    event by event, each refused one made encodable, so that one odd value never costs a batch."""
+    try:
+        return _encoder.encode_lines(events)
+    except UnicodeEncodeError:
+        pass
+    lines = []
+    for e in events:
+        try:
+            lines.append(_encoder.encode(e))
+        except UnicodeEncodeError:
+            lines.append(_encoder.encode(encodable(msgspec.to_builtins(e, enc_hook=_unknown))))
+    return b"\n".join(lines) + b"\n"
 _live: weakref.WeakSet = weakref.WeakSet()
 _parents_files: list[Any] = []
 
@@ -61,7 +90,7 @@ class Recorder:
         }
         if parent_pid is not None:
             header["parent_pid"] = parent_pid
-        self._write(_encoder.encode(header) + b"\n")
+        self._write(_encoder.encode(encodable(header)) + b"\n")  # argv may hold undecodable bytes
 
     def _write(self, data: bytes) -> None:
         if self._gzip is not None:
@@ -82,12 +111,12 @@ class Recorder:
                 for e in events:  # receivers run one after another on this thread: safe to
                     e.seq -= base  # renumber for the encoding and restore right after
                 try:
-                    data = _encoder.encode_lines(events)
+                    data = encode_lines(events)
                 finally:
                     for e in events:
                         e.seq += base
             else:
-                data = _encoder.encode_lines(events)
+                data = encode_lines(events)
             self._write(data)
             self.events += len(events)
 

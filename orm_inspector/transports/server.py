@@ -26,7 +26,7 @@ import msgspec
 from .. import __version__, signals
 from ..state import State
 from ..state.model import FOLDED_KINDS
-from .recorder import _encoder
+from .recorder import encodable, encode_lines
 
 PROTOCOL = 1
 HELLO_TIMEOUT = 5.0
@@ -142,7 +142,7 @@ class LiveServer:
 
     # ---- the inspector's thread: fold and queue ----------------------------------------------------
     def _on_events(self, sender: str, events: list[Any]) -> None:
-        data = _encoder.encode_lines(events)
+        data = encode_lines(events)
         # Only what changes the state is converted and folded: statements, most of a stream, are not.
         relevant = [e for e in events if e.kind in FOLDED_KINDS]
         plain = msgspec.to_builtins(relevant, enc_hook=str)
@@ -258,7 +258,10 @@ class LiveServer:
                 reply = {"hello": "orm-inspector", "version": PROTOCOL, "ok": True, "pid": os.getpid(),
                          "ppid": os.getppid(), "argv": sys.argv, "orm_inspector": __version__,
                          "group": group_dir, "state": self.state.to_json()}
-                data = _encode(reply) + b"\n"
+                try:
+                    data = _encode(reply) + b"\n"
+                except UnicodeEncodeError:  # argv or a value with undecodable bytes in it
+                    data = _encode(encodable(reply)) + b"\n"
                 viewer.out.append(data)
                 viewer.size += len(data)
                 viewer.ready = True
