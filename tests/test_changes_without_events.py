@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 import orm_inspector
 from orm_inspector.hooks import runtime
+from orm_inspector.state import fold
 from orm_inspector.transports.trace import TraceReader
 
 from .models import Author, Base, Book
@@ -169,6 +170,23 @@ def test_flag_dirty_is_seen_though_it_fires_no_event(engine, captured):
         assert [e.obj.key for e in found] == [inspect(ann).__dict__[runtime.ATTR].key]
         assert found[0].attr is None and found[0].thread == "orm-inspector"
         s.commit()
+
+
+def test_flag_dirty_just_after_a_flush_is_in_the_trace_when_recording_stops(engine, tmp_path):
+    """The flush in the same last batch must not hide it: there is no next batch to look again in."""
+    from sqlalchemy.orm.attributes import flag_dirty
+
+    path = tmp_path / "t.jsonl"
+    with Session(engine) as s:
+        with orm_inspector.record(path):
+            ann = s.scalars(select(Author).where(Author.name == "ann")).one()
+            ann.name = "anne"
+            s.flush()
+            flag_dirty(ann)
+        assert set(s.dirty) == {ann}
+        state = fold(TraceReader(path))
+        assert list(state.sessions[f"s{s.hash_key}"].dirty) == [inspect(ann).__dict__[runtime.ATTR].key]
+        s.rollback()
 
 
 def test_no_modified_event_is_made_up_when_every_change_had_its_own(engine, captured):

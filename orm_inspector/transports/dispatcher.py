@@ -261,6 +261,8 @@ class Dispatcher:
                 batch = self._merge_deleted(batch, deleted_now, read_at)
             if modified_now:
                 batch = self._merge_modified(batch, modified_now, read_at)
+                if final:  # no next time to look at the sessions a flush made it skip: look after it
+                    batch = self._merge_modified(batch, self._read_modified(live, final), time.time(), after=True)
             if live:
                 batch += self._evictions(live, final)
         except Exception as exc:  # noqa: BLE001 - what was drained still goes out
@@ -398,12 +400,14 @@ class Dispatcher:
         return out
 
     def _merge_modified(self, batch: list[Event], modified_now: list[tuple[str, list[Any]]],
-                        read_at: float) -> list[Event]:
-        """A ``modified`` event for each object modified without an event (``flag_dirty()``)."""
+                        read_at: float, after: bool = False) -> list[Event]:
+        """A ``modified`` event for each object modified without an event (``flag_dirty()``).
+        ``after``: read after the batch's events were followed, so none of them can explain it."""
         if not runtime.wanted(signals.attribute):
             return batch
         # A flush, commit or rollback in this batch may have written what was read: look again next time.
-        busy = {ev.session for ev in batch if ev.kind in _CLEANS and type(ev) in (FlushEvent, SessionEvent)}
+        busy = set() if after else {ev.session for ev in batch
+                                    if ev.kind in _CLEANS and type(ev) in (FlushEvent, SessionEvent)}
         found: list[Event] = []
         for sid, states in modified_now:
             m = self.members.get(sid)
