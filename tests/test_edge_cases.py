@@ -25,6 +25,41 @@ def test_batched_insert_parameters_are_redacted(sqlite_url, captured):
     assert insert.parameters == {"count": 2, "first": [{"password": "<redacted>"}] * 2}
 
 
+def test_a_redacted_attribute_in_a_column_of_another_name_and_keys_inside_json(sqlite_url, captured):
+    """``password`` kept in a column named ``pw``: the statements' bind names are the column's; and a
+    JSON value's own keys match the rule too."""
+    from sqlalchemy import JSON
+
+    class CredBase(DeclarativeBase):
+        pass
+
+    class Cred(CredBase):
+        __tablename__ = "cred"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        password: Mapped[str] = mapped_column("pw", String(20))
+        settings: Mapped[dict] = mapped_column(JSON)
+
+    engine = create_engine(sqlite_url)
+    CredBase.metadata.create_all(engine)
+    with Session(engine) as s:
+        cred = Cred(password="hunter2", settings={"smtp_password": "s3cr3t", "port": 25})
+        s.add(cred)
+        s.commit()
+        cred.password = "hunter3"
+        cred.settings = {"smtp_password": "s3cr3t-2", "port": 587}
+        s.commit()
+        s.scalars(select(Cred).where(Cred.password == "hunter4")).all()
+    events = captured.sync()
+    for secret in ("hunter2", "hunter3", "hunter4", "s3cr3t"):
+        assert secret not in repr(events)
+    [edit] = [e for e in events if e.kind == "set" and e.attr == "settings"]
+    assert edit.value == {"smtp_password": "<redacted>", "port": 587}
+    [flushed] = [r for e in captured.of("after_flush") for r in e.dirty or () if r.cls == "Cred"]
+    assert flushed.changes["settings"][1] == {"smtp_password": "<redacted>", "port": 587}
+    [update] = [e for e in captured.of("before_cursor_execute") if e.statement.startswith("UPDATE")]
+    assert update.parameters["pw"] == "<redacted>"
+
+
 def test_a_mapper_configured_while_capture_is_off_is_instrumented_later(sqlite_url, captured):
     orm_inspector.uninstall()
 

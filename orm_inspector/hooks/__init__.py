@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.pool import Pool
 
-from . import runtime
+from . import runtime, values
 from .engine import ENGINE_LISTENERS
 from .pool import POOL_LISTENERS
 from .session import (LIFECYCLE_LISTENERS, SESSION_LISTENERS, attribute_listeners, on_expire,
@@ -83,7 +83,12 @@ class Scope:
 
 
 def _instrument_mapper(mapper: Any) -> None:
-    """Attribute listeners on every mapped attribute of one mapped class (changes between flushes)."""
+    """Attribute listeners on every mapped attribute of one mapped class (changes between flushes);
+    and which columns hold attributes of another name, for redaction of their bind parameters."""
+    for prop in mapper.column_attrs:
+        for column in prop.columns:
+            for name in {getattr(column, "key", None), getattr(column, "name", None)} - {None}:
+                values.column_backs(name, prop.key)
     done = _instrumented.setdefault(mapper.class_, set())
     for key, attr in mapper.class_manager.items():
         impl = getattr(attr, "impl", None)

@@ -130,14 +130,42 @@ def set_redaction(pattern: str | None) -> None:
 
 
 _redacts: dict[str, bool] = {}
+# A column's name -> the names of the mapped attributes it backs, where they differ (``password:
+# Mapped[str] = mapped_column("pw")``): the statements' bind parameters carry the column's name.
+_attributes_of_column: dict[str, set[str]] = {}
+_BIND_SUFFIX = re.compile(r"(_\d+)+$")  # pw_1, pw_1_2: the names SQLAlchemy makes for a column's binds
 
 
 def redacts(name: str) -> bool:
+    """Whether values named ``name`` (an attribute, a key, a bind parameter) are redacted."""
     try:
         return _redacts[name]
     except KeyError:
-        answer = _redacts[name] = _redact is not None and _redact.search(name) is not None
+        if _redact is None:
+            answer = False
+        else:
+            answer = _redact.search(name) is not None or any(
+                _redact.search(a) is not None for a in _attributes_of_column.get(_BIND_SUFFIX.sub("", name), ()))
+        _redacts[name] = answer
         return answer
+
+
+def column_backs(column_name: str, attribute: str) -> None:
+    """Note that the column named ``column_name`` holds the mapped attribute ``attribute``."""
+    if column_name != attribute and attribute not in _attributes_of_column.get(column_name, ()):
+        _attributes_of_column.setdefault(column_name, set()).add(attribute)
+        _redacts.clear()  # answers given before may change
+        _masks.clear()
+
+
+def redact_keys(value: Any) -> Any:
+    """A captured value with the values under redacted keys of its dicts replaced, at any depth
+    (a JSON column's ``{"smtp_password": ...}``)."""
+    if type(value) is dict:
+        return {k: REDACTED if redacts(k) else redact_keys(v) for k, v in value.items()}
+    if type(value) is list:
+        return [redact_keys(v) for v in value]
+    return value
 
 
 # id(names tuple) -> (names, which of them are redacted). A cached compiled statement hands the same

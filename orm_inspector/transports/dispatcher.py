@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import os
 import threading
 import time
@@ -30,7 +31,7 @@ from ..events import (FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEven
                       SQLEvent)
 from ..hooks import callsite, runtime
 from ..hooks.session import tracks
-from ..hooks.values import MAX_STR, REDACTED, finish, redaction_mask, redacts, ref
+from ..hooks.values import MAX_STR, REDACTED, finish, redact_keys, redaction_mask, redacts, ref
 
 _EDITS = frozenset({"set", "append", "remove", "modified"})
 # After these, SQLAlchemy's ``_modified`` set of the session is empty: what was modified is written or
@@ -128,9 +129,22 @@ _AS_IS = frozenset({int, float, bool, type(None), decimal.Decimal, datetime.date
 
 
 def _value(v: Any) -> Any:
-    if type(v) is str and len(v) <= MAX_STR:
-        return v
+    if type(v) is str:
+        if v[:1] in ("{", "["):  # maybe a JSON column's value, serialized: its keys are names too
+            v = _json_redacted(v)
+        if len(v) <= MAX_STR:
+            return v
     return finish(v)
+
+
+def _json_redacted(text: str) -> str:
+    """A JSON document with the values under redacted keys replaced; any other text as it is."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    hidden = redact_keys(doc)
+    return text if hidden == doc else json.dumps(hidden)
 
 
 def _named(names: Any, params: Any) -> Any:
@@ -156,8 +170,13 @@ def _unaligned(names: Any, params: Any) -> list:
 def _redact_changes(refs: list[ObjRef] | None) -> None:
     for r in refs or ():
         changes = r.changes
-        if changes and any(redacts(k) for k in changes):
-            r.changes = {k: (REDACTED if redacts(k) else v) for k, v in changes.items()}
+        if changes and any(redacts(k) or _holds_dict(v) for k, v in changes.items()):
+            r.changes = {k: (REDACTED if redacts(k) else redact_keys(v)) for k, v in changes.items()}
+
+
+def _holds_dict(change: Any) -> bool:
+    """A scalar change ``[old, new]`` where a value is a dict (a JSON column): its keys may be redacted."""
+    return type(change) is list and any(type(v) is dict for v in change)
 
 
 def _finish(ev: Event) -> None:
@@ -167,6 +186,8 @@ def _finish(ev: Event) -> None:
     if t is AttributeEvent:
         if ev.attr is not None and redacts(ev.attr):
             ev.value = ev.old = REDACTED
+        elif type(ev.value) is dict or type(ev.old) is dict:
+            ev.value, ev.old = redact_keys(ev.value), redact_keys(ev.old)
         return
     if t is InspectorEvent:
         return
@@ -322,6 +343,8 @@ class Dispatcher:
                 attr = ev.attr
                 if attr is not None and redacts(attr):
                     ev.value = ev.old = REDACTED
+                elif type(ev.value) is dict or type(ev.old) is dict:
+                    ev.value, ev.old = redact_keys(ev.value), redact_keys(ev.old)
                 if ev.session is not sid or m is None:
                     sid = ev.session
                     m = members.get(sid)
