@@ -6,8 +6,9 @@ import gc
 
 import pytest
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, create_engine, select
+from sqlalchemy.orm import (DeclarativeBase, DynamicMapped, Mapped, Session, WriteOnlyMapped, mapped_column,
+                            relationship)
 
 import orm_inspector
 
@@ -58,6 +59,48 @@ def test_a_redacted_attribute_in_a_column_of_another_name_and_keys_inside_json(s
     assert flushed.changes["settings"][1] == {"smtp_password": "<redacted>", "port": 587}
     [update] = [e for e in captured.of("before_cursor_execute") if e.statement.startswith("UPDATE")]
     assert update.parameters["pw"] == "<redacted>"
+
+
+def test_write_only_and_dynamic_relationships_are_collections(sqlite_url, captured):
+    """Their edits fire append/remove like any collection, and a flush writes SQLAlchemy's pending
+    history of them: both reach the trace as a collection's changes do."""
+    class WBase(DeclarativeBase):
+        pass
+
+    class Owner(WBase):
+        __tablename__ = "owner"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        posts: WriteOnlyMapped["Post"] = relationship()
+        notes: DynamicMapped["Note"] = relationship()
+
+    class Post(WBase):
+        __tablename__ = "post"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"))
+
+    class Note(WBase):
+        __tablename__ = "note"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        owner_id: Mapped[int] = mapped_column(ForeignKey("owner.id"))
+
+    engine = create_engine(sqlite_url)
+    WBase.metadata.create_all(engine)
+    with Session(engine) as s:
+        owner = Owner()
+        s.add(owner)
+        s.commit()
+        post, note = Post(), Note()
+        owner.posts.add(post)
+        owner.notes.append(note)
+        assert owner in s.dirty
+        s.flush()
+        s.rollback()
+    events = captured.sync()
+    edits = [(e.kind, e.attr, e.value.cls) for e in events if e.kind in ("append", "remove")]
+    assert edits == [("append", "posts", "Post"), ("append", "notes", "Note")]
+    [flushed] = [r for e in captured.of("after_flush") for r in e.dirty or () if r.cls == "Owner"]
+    assert {k: [m.cls for m in v["added"]] for k, v in flushed.changes.items()} == {"posts": ["Post"], "notes": ["Note"]}
+    assert all(v["removed"] == [] for v in flushed.changes.values())
 
 
 def test_a_mapper_configured_while_capture_is_off_is_instrumented_later(sqlite_url, captured):

@@ -96,7 +96,9 @@ def _instrument_mapper(mapper: Any) -> None:
             continue
         done.add(key)
         fns = attribute_listeners(key)
-        kinds = ("append", "remove", "modified") if impl.collection else ("set", "modified")
+        # write-only and dynamic relationships are collections too, kept apart (impl.dynamic)
+        kinds = ("append", "remove", "modified") if impl.collection or getattr(impl, "dynamic", False) \
+            else ("set", "modified")
         for kind in kinds:
             event.listen(attr, kind, fns[kind], raw=True)
 

@@ -320,6 +320,9 @@ def changes(state: Any) -> dict[str, Any]:
             continue
         if attr.impl.collection:
             out[key] = _collection_delta(old, d.get(key, NO_VALUE))
+        elif hasattr(old, "added_items"):  # a write-only or dynamic relationship: SQLAlchemy's own history
+            out[key] = {"added": [capture(v) for v in old.added_items],
+                        "removed": [capture(v) for v in old.deleted_items]}
         else:
             out[key] = [capture(old), capture(d.get(key, NO_VALUE))]
     return out
