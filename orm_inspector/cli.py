@@ -34,6 +34,8 @@ def cmd_state(args: argparse.Namespace) -> int:
     from .state.render import render_state
     from .transports.trace import TraceError, TraceReader
 
+    if args.at is not None and args.at < 0:
+        raise UserError(f"--at {args.at}: a seq is 0 (before the first event) or more")
     try:
         reader = TraceReader(args.file)
         state = fold(reader, upto=args.at)

@@ -67,5 +67,7 @@ def test_state_as_text_and_errors(tmp_path):
     assert r.returncode == 0 and "identity map: 1 object(s)" in r.stdout and "checked_out" in r.stdout
     r = cli("state", str(path), "--at", "100000")
     assert r.returncode != 0 and r.stderr.startswith("orm-inspector:") and "Traceback" not in r.stderr
+    r = cli("state", str(path), "--at", "-5")
+    assert r.returncode != 0 and "--at -5" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli("state", str(tmp_path / "missing.jsonl"))
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
