@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 from . import signals  # noqa: E402
 from .hooks import Scope, disable, enable, runtime, values  # noqa: E402
+from .hooks.session import snapshots  # noqa: E402
 from .transports.dispatcher import dispatcher  # noqa: E402
 from .transports.recorder import Recorder  # noqa: E402
 
@@ -114,7 +115,15 @@ def serve(address: str | None = None, *, token: str | None = None, allow_remote:
             install(**options)
         else:
             _configure(**options)
+        _announce_sessions()
         return server
+
+
+def _announce_sessions() -> None:
+    """Sessions already in use: their state now, so that what starts listening mid-session knows it."""
+    if runtime.enabled and runtime.want.session:
+        for event in snapshots():
+            runtime.emit(event)
 
 
 def _stop_recorder(recorder: Recorder) -> None:
@@ -141,6 +150,7 @@ def record(path: str | os.PathLike[str], **options: Any) -> Iterator[Recorder]:
             install(**options)
         else:
             _configure(**options)
+        _announce_sessions()
     try:
         yield recorder
     finally:

@@ -70,6 +70,26 @@ class SessionEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """Application call site, ``"file:line:function"``."""
 
 
+class SnapshotEvent(Event, kw_only=True, omit_defaults=True, gc=False):
+    """The project's ``session_snapshot``: a session already in use when a recording or a live server
+    starts, as SQLAlchemy holds it at that moment, so that a trace begun mid-session still
+    reconstructs it. Its objects carry ``changes`` (old and new values) where they are modified."""
+
+    session: str
+    identity_map: list[ObjRef] | None = None
+    new: list[ObjRef] | None = None
+    dirty: list[str] | None = None
+    """Keys of the objects in ``identity_map`` that SQLAlchemy's ``session.dirty`` holds."""
+    deleted: list[str] | None = None
+    """Keys of the objects ``Session.delete()`` marked (``session.deleted``)."""
+    expired: list[str] | None = None
+    """Keys of the objects expired as a whole."""
+    transactions: list[dict[str, Any]] | None = None
+    """The open transactions, root first: ``id``, ``origin``, ``parent``, ``connections``."""
+    ikeys: list[Any] | None = None
+    """Internal, never written: SQLAlchemy's identity keys of ``identity_map``, in its order."""
+
+
 class LifecycleEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """The ten object lifecycle transitions (transient_to_pending ... loaded_as_persistent), and the
     project's own ``deleted_mark`` / ``deleted_unmark`` (``Session.delete()`` of a persistent object and
@@ -169,6 +189,7 @@ class InspectorEvent(Event, kw_only=True, omit_defaults=True, gc=False):
 
 FAMILIES: dict[type[Event], str] = {
     SessionEvent: "session",
+    SnapshotEvent: "session",
     LifecycleEvent: "lifecycle",
     AttributeEvent: "attribute",
     FlushEvent: "flush",
@@ -180,6 +201,7 @@ FAMILIES: dict[type[Event], str] = {
 OWN_KINDS = frozenset(
     {
         "session_close",
+        "session_snapshot",
         "session_gone",
         "identity_changed",
         "deleted_mark",

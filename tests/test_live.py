@@ -90,6 +90,27 @@ def test_a_late_viewer_gets_the_state_then_the_stream(server, engine):
             assert [e["seq"] for e in reader.events] == list(range(first, first + len(reader.events)))
 
 
+def test_a_server_started_mid_session_knows_that_session(engine):
+    """serve() while a session is in use: a viewer gets its state as SQLAlchemy holds it."""
+    with Session(engine) as s:
+        s.add(Author(name="before"))
+        s.commit()
+        held = s.scalars(select(Author)).one()
+        held.name = "edited"
+        srv = orm_inspector.serve()
+        try:
+            time.sleep(0.1)
+            with LiveSource(srv.address, srv.token) as source:
+                [session] = [x for x in source.hello["state"]["sessions"] if x["id"] == f"s{s.hash_key}"]
+                assert [(o["cls"], o["identity"], o["modified"]) for o in session["identity_map"]] == [
+                    ("Author", [held.id], ["name"])]
+                assert [o["identity"] for o in session["dirty"]] == [[held.id]]
+                assert session["transaction"] is not None
+        finally:
+            srv.close()
+            orm_inspector.uninstall()
+
+
 @pytest.mark.parametrize("payload, reason", [
     (b'{"hello": "orm-inspector", "version": 1, "token": "nope"}\n', b"wrong token"),
     (b'{"hello": "orm-inspector", "version": 99, "token": "x"}\n', b"protocol version"),

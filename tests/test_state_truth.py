@@ -9,8 +9,10 @@ import msgspec
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session, selectinload
 
+import orm_inspector
 from orm_inspector.hooks import runtime
 from orm_inspector.state import fold
+from orm_inspector.transports.trace import TraceReader
 
 from .models import Author, Base, Book, Profile
 
@@ -31,7 +33,11 @@ def oracle(session: Session) -> dict:
 
 
 def folded(captured, session: Session) -> dict:
-    state = fold(msgspec.to_builtins(e) for e in captured.sync())
+    return session_of(fold(msgspec.to_builtins(e) for e in captured.sync()), session)
+
+
+def session_of(state, session: Session) -> dict:
+    """What the folded state says of the session, in oracle()'s form."""
     s = state.sessions.get(f"s{session.hash_key}")
     if s is None:
         return {"identity_map": [], "new": [], "dirty": [], "deleted": []}
@@ -104,6 +110,39 @@ def test_state_equals_sqlalchemy_at_every_step(db_url, captured):
                 assert folded(captured, s) == oracle(s), step
                 assert checked_out(captured, engine) == engine.pool.checkedout(), step
         assert checked_out(captured, engine) == engine.pool.checkedout() == 0
+    finally:
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_a_recording_begun_mid_session_starts_from_what_sqlalchemy_holds(db_url, tmp_path):
+    """record() around a block of a running app: the sessions already in use are in the trace as they
+    were (session_snapshot), so the state is exact from its first event to its last."""
+    engine = create_engine(db_url)
+    Base.metadata.create_all(engine)
+    paths = [tmp_path / "outer.jsonl", tmp_path / "inner.jsonl"]
+    try:
+        with Session(engine) as s:
+            ann = Author(name="ann", books=[Book(title="a1"), Book(title="a2")])
+            s.add(ann)
+            s.commit()
+            _ = ann.books  # loaded again after the commit's expiry
+            s.begin_nested()
+            ann.name = "anne"  # dirty
+            s.delete(ann.books[0])  # marked deleted
+            s.add(Author(name="bob"))  # pending
+            with orm_inspector.record(paths[0]):
+                s.add(Author(name="carl"))
+                with orm_inspector.record(paths[1]):  # and a second one, started inside the first
+                    ann.books[1].title = "a2!"
+                    expected = oracle(s)
+            assert expected["dirty"] and expected["deleted"] and expected["new"]
+            for path in paths:
+                state = fold(TraceReader(path))
+                assert session_of(state, s) == expected, path.name
+                transactions = state.sessions[f"s{s.hash_key}"].transactions.values()
+                assert [t.origin for t in transactions] == ["autobegin", "nested"], path.name
+            s.rollback()
     finally:
         Base.metadata.drop_all(engine)
         engine.dispose()

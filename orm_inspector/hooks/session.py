@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm.base import NO_VALUE, instance_state
 
-from ..events import AttributeEvent, FlushEvent, LifecycleEvent, ObjRef, SessionEvent
+from ..events import AttributeEvent, FlushEvent, LifecycleEvent, ObjRef, SessionEvent, SnapshotEvent
 from . import callsite, runtime
 from .runtime import emit, now, record_error, shield, thread_name, want
 from .values import capture, changed_ref, ref
@@ -407,6 +407,71 @@ def _rekeyed(t: Track) -> list[Any]:
 def _primary_key_attrs(state: Any) -> Any:
     """The attribute names of the mapper's primary key columns (a set SQLAlchemy keeps)."""
     return getattr(state.mapper, "_primary_key_propkeys", ())
+
+
+# ---- sessions already in use when capture begins ----------------------------------------------------
+def snapshots() -> list[SnapshotEvent]:
+    """A ``session_snapshot`` of every live session in scope that holds something: what SQLAlchemy
+    says of it now. Called by ``record()`` and ``serve()``, on their caller's thread; a session another
+    thread changes meanwhile may fail to read, and is then left to its next events (counted)."""
+    from sqlalchemy.orm import session as sa_session
+
+    out = []
+    for ref_ in list(sa_session._sessions.data.values()):  # a copy made at once (see the dispatcher)
+        session = ref_()
+        if session is None:
+            continue
+        try:
+            ev = _snapshot(session)
+        except Exception as exc:  # noqa: BLE001 - the app must never see our failure
+            record_error("session_snapshot", exc)
+            continue
+        if ev is not None:
+            out.append(ev)
+    return out
+
+
+def _snapshot(session: Any) -> SnapshotEvent | None:
+    t = track(session)
+    states = list(session.identity_map._dict.values())
+    new = list(session._new)
+    if not t.on or not (states or new or session._transaction is not None):
+        return None
+    modified = set(session.identity_map._modified)
+    deleted = set(session._deleted)
+    refs, ikeys, dirty, expired = [], [], [], []
+    for st in states:
+        r = changed_ref(st, changes(st)) if st in modified else ref(st)
+        refs.append(r)
+        ikeys.append(st.key)
+        if st in modified and st not in deleted:
+            dirty.append(r.key)
+        if st.expired:
+            expired.append(r.key)
+    chain = []  # the open transactions, innermost first; the flush's own are folded, as always
+    txn = session._transaction
+    while txn is not None:
+        if _txn_origin(txn) != "subtransaction":
+            chain.append(txn)
+        txn = txn._parent
+    transactions = []
+    for txn in reversed(chain):
+        connections = []
+        for conn, *_ in set(txn._connections.values()):
+            conn.__dict__[SESSION_ATTR] = t  # its next statements are this session's (as after_begin does)
+            rec = getattr(conn.__dict__.get("_dbapi_connection"), "_connection_record", None)
+            if rec is not None:
+                connections.append(runtime.id_of(rec, "c"))
+        parent = txn._parent
+        transactions.append({"id": runtime.id_of(txn, "t"), "origin": _txn_origin(txn),
+                             "parent": runtime.id_of(parent, "t") if parent is not None else None,
+                             "connections": sorted(set(connections))})
+    if chain:
+        t.root = transactions[0]["id"]
+    return SnapshotEvent(ts=now(), kind="session_snapshot", pid=runtime.pid, thread="orm-inspector",
+                         session=t.sid, identity_map=refs, new=[ref(st) for st in new], dirty=dirty,
+                         deleted=[ref(st).key for st in deleted], expired=expired, transactions=transactions,
+                         ikeys=ikeys)
 
 
 # ---- attribute and instance events (changes between flushes) ------------------------------------

@@ -453,6 +453,26 @@ def _identity_changed(st: State, e: dict[str, Any]) -> None:
         o.identity = ref.get("identity")
 
 
+def _session_snapshot(st: State, e: dict[str, Any]) -> None:
+    """A session in use before the recording began, as SQLAlchemy held it then: it replaces what
+    the events so far have told of it."""
+    sid = e["session"]
+    st.closed_sessions.pop(sid, None)
+    s = st.sessions[sid] = SessionState(sid, since=e.get("ts"))
+    expired = set(e.get("expired") or ())
+    for ref in e.get("identity_map") or ():
+        changes = dict(ref.get("changes") or {})
+        s.identity_map[ref["key"]] = ObjectState(ref["cls"], ref.get("identity"), ref["key"], "persistent",
+                                                 set(changes), ref["key"] in expired, changes)
+    for ref in e.get("new") or ():
+        s.new[ref["key"]] = ObjectState(ref["cls"], ref.get("identity"), ref["key"], "pending")
+    s.dirty = dict.fromkeys(e.get("dirty") or ())
+    s.deleted = dict.fromkeys(e.get("deleted") or ())
+    for tj in e.get("transactions") or ():
+        s.transactions[tj["id"]] = TransactionState(tj["id"], tj.get("origin", "begin"), tj.get("parent"),
+                                                    list(tj.get("connections") or ()), e.get("ts"))
+
+
 def _session_gone(st: State, e: dict[str, Any]) -> None:
     """Garbage-collected: whatever it held (objects, an open transaction) is gone with it."""
     sid = e["session"]
@@ -534,6 +554,7 @@ _HANDLERS = {
     "expire": _expire,
     "refresh": _refresh,
     "session_close": _session_close,
+    "session_snapshot": _session_snapshot,
     "identity_changed": _identity_changed,
     "session_gone": _session_gone,
     "pool_info": _pool_info,

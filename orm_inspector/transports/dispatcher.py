@@ -28,7 +28,7 @@ from sqlalchemy.orm import session as _sa_session
 
 from .. import signals
 from ..events import (FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEvent, LifecycleEvent, ObjRef, SessionEvent,
-                      SQLEvent)
+                      SnapshotEvent, SQLEvent)
 from ..hooks import callsite, runtime
 from ..hooks.session import tracks
 from ..hooks.values import MAX_STR, REDACTED, finish, redact_keys, redaction_mask, redacts, ref
@@ -61,6 +61,16 @@ class Membership:
         # Objects the stream has said are modified since their last flush: the identity map's own
         # ``_modified`` set holding more than these means a change without an event (flag_dirty()).
         self.dirty: set[str] = set()
+
+    @classmethod
+    def of(cls, ev: SnapshotEvent) -> Membership:
+        m = cls()
+        for ikey, r in zip(ev.ikeys or (), ev.identity_map or ()):
+            m.refs[ikey] = r
+            m.keys[r.key] = ikey
+        m.dirty.update(ev.dirty or ())
+        ev.ikeys = None  # never written
+        return m
 
     def apply(self, ev: LifecycleEvent) -> ObjRef | None:
         """Follow one event; returns the object it shows was evicted unseen, if any: a map holds one
@@ -183,6 +193,9 @@ def _finish(ev: Event) -> None:
     """Values were made safe and short by the hooks; here: names for call sites and parameters,
     and redaction."""
     t = type(ev)
+    if t is SnapshotEvent:
+        _redact_changes(ev.identity_map)
+        return
     if t is AttributeEvent:
         if ev.attr is not None and redacts(ev.attr):
             ev.value = ev.old = REDACTED
@@ -357,6 +370,9 @@ class Dispatcher:
             else:
                 if ev.kind == "session_close":  # close() empties the map: nothing left to follow
                     members.pop(ev.session, None)
+                    sid, m = None, None
+                elif t is SnapshotEvent:  # the map as SQLAlchemy holds it: follow it from here
+                    members[ev.session] = Membership.of(ev)
                     sid, m = None, None
                 elif ev.kind in _CLEANS and getattr(ev, "session", None) in members:
                     members[ev.session].dirty.clear()  # a flush writes, a commit or rollback expires, all
