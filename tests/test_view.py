@@ -153,6 +153,9 @@ def test_touched_keys_name_exactly_the_objects_that_changed():
         view.apply(e)
     assert evs[nxt]["obj"]["key"] in view.take_touched(pid, sid)
     assert view.take_touched(pid, sid) == set()  # taken
+    view.apply({"seq": 10**6, "ts": 1.0, "kind": "session_snapshot", "pid": pid, "thread": "orm-inspector",
+                "session": sid, "identity_map": [], "new": [], "dirty": [], "deleted": [], "expired": []})
+    assert view.take_touched(pid, sid) is None  # a snapshot replaces the session: every row may change
 
 
 def test_session_status_follows_flush_and_transaction():

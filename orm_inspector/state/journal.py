@@ -187,6 +187,9 @@ def one_line(e: dict[str, Any]) -> str:
         return " ".join(e["statement"].split())
     if kind in ("before_flush", "after_flush"):
         return ", ".join(f"{len(e.get(n) or ())} {n}" for n in FLUSH_LISTS) + f" ({e.get('cause', 'flush')})"
+    if kind == "session_snapshot":
+        return f"as it was: {len(e.get('identity_map') or ())} in the identity map, " + ", ".join(
+            f"{len(e.get(n) or ())} {n}" for n in FLUSH_LISTS)
     if e.get("transaction"):
         return f"{e['transaction']} {e.get('origin', '')}".rstrip()
     if e.get("connection"):

@@ -18,7 +18,7 @@ from .model import SessionState, State
 from .timeline import Timeline
 
 RATE_SECONDS = 60  # per-second counts kept for the rate sparklines
-_EVERYTHING = {"after_commit", "after_rollback", "after_soft_rollback", "session_close"}
+_EVERYTHING = {"after_commit", "after_rollback", "after_soft_rollback", "session_close", "session_snapshot"}
 
 
 @dataclass
