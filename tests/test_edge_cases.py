@@ -103,6 +103,40 @@ def test_write_only_and_dynamic_relationships_are_collections(sqlite_url, captur
     assert all(v["removed"] == [] for v in flushed.changes.values())
 
 
+def test_an_identity_is_written_as_the_values_that_refer_to_it(sqlite_url, captured):
+    """A bytes or enum primary key: the same text in ``obj.identity`` as in a parameter or a value."""
+    import enum
+
+    from sqlalchemy import Enum, LargeBinary
+
+    class Color(enum.Enum):
+        RED = "r"
+
+    class KBase(DeclarativeBase):
+        pass
+
+    class Tagged(KBase):
+        __tablename__ = "tagged"
+        code = mapped_column(LargeBinary(8), primary_key=True)  # (no annotations: Color is local)
+        color = mapped_column(Enum(Color), primary_key=True)
+        note = mapped_column(String(20), default="")
+
+    engine = create_engine(sqlite_url)
+    KBase.metadata.create_all(engine)
+    with Session(engine) as s:
+        tagged = Tagged(code=b"\x01\x02", color=Color.RED)
+        s.add(tagged)
+        s.commit()
+        assert s.get(Tagged, (b"\x01\x02", Color.RED)) is tagged
+        tagged.note = "n"
+        s.flush()
+        s.rollback()
+    [p2p] = captured.of("pending_to_persistent")
+    assert p2p.obj.identity == ("0102", "Color.RED")
+    [edit] = [e for e in captured.of("set") if e.attr == "note"]
+    assert edit.obj.identity == ("0102", "Color.RED") and edit.obj.key == p2p.obj.key
+
+
 def test_a_mapper_configured_while_capture_is_off_is_instrumented_later(sqlite_url, captured):
     orm_inspector.uninstall()
 

@@ -49,11 +49,23 @@ def ref(state: Any) -> ObjRef:
     if cached is not None:
         if cached.identity is identity:
             return cached
-        r = ObjRef(state.class_.__name__, identity, cached.key)  # it got its primary key
+        r = ObjRef(state.class_.__name__, _written(identity), cached.key)  # it got its primary key
         d[runtime.ATTR] = r
         return r
-    r = ObjRef(state.class_.__name__, identity, runtime.new_id("o"))
+    r = ObjRef(state.class_.__name__, _written(identity), runtime.new_id("o"))
     return d.setdefault(runtime.ATTR, r)  # atomic: the inspector's thread may race us
+
+
+def _written(identity: Any) -> Any:
+    """The identity as values are written elsewhere in the trace (bytes in hex, an enum as
+    ``Type.NAME``), so that a key can be matched with the parameters that refer to it. Kept as it
+    is, the same tuple, for the usual keys: ``ref()`` recognises it by ``is``."""
+    if identity is None or type(identity[0]) is int and len(identity) == 1:  # the usual key, at once
+        return identity
+    if all(type(v) is int or type(v) is str for v in identity):
+        return identity
+    return tuple(v.hex() if type(v) is bytes else f"{type(v).__name__}.{v.name}" if isinstance(v, enum.Enum)
+                 else v for v in identity)
 
 
 def changed_ref(state: Any, changes: dict[str, Any]) -> ObjRef:
