@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 from . import signals  # noqa: E402
 from .hooks import Scope, disable, enable, runtime, values  # noqa: E402
-from .hooks.session import snapshots  # noqa: E402
+from .hooks.session import announce, live_sessions  # noqa: E402
 from .transports.dispatcher import dispatcher  # noqa: E402
 from .transports.recorder import Recorder  # noqa: E402
 
@@ -122,8 +122,9 @@ def serve(address: str | None = None, *, token: str | None = None, allow_remote:
 def _announce_sessions() -> None:
     """Sessions already in use: their state now, so that what starts listening mid-session knows it."""
     if runtime.enabled and runtime.want.session:
-        for event in snapshots():
-            runtime.emit(event)
+        with dispatcher.paused():
+            for session in live_sessions():
+                announce(session)
 
 
 def _stop_recorder(recorder: Recorder) -> None:

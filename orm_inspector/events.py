@@ -77,6 +77,7 @@ class SnapshotEvent(Event, kw_only=True, omit_defaults=True, gc=False):
 
     session: str
     identity_map: list[ObjRef] | None = None
+    """``None`` only if the session could not be read (it changed under us): then it says nothing."""
     new: list[ObjRef] | None = None
     dirty: list[str] | None = None
     """Keys of the objects in ``identity_map`` that SQLAlchemy's ``session.dirty`` holds."""
@@ -88,6 +89,8 @@ class SnapshotEvent(Event, kw_only=True, omit_defaults=True, gc=False):
     """The open transactions, root first: ``id``, ``origin``, ``parent``, ``connections``."""
     ikeys: list[Any] | None = None
     """Internal, never written: SQLAlchemy's identity keys of ``identity_map``, in its order."""
+    modified: list[str] | None = None
+    """Internal, never written: keys of every modified object, those marked deleted too."""
 
 
 class LifecycleEvent(Event, kw_only=True, omit_defaults=True, gc=False):

@@ -105,6 +105,14 @@ class Summary:
 
     _on_session_gone = _on_session_close
 
+    def _on_session_snapshot(self, e: dict[str, Any]) -> None:
+        """A session in use before the recording began: its open transaction, as it was."""
+        s = self._session(e)
+        s.closed = False
+        for t in e.get("transactions") or ():
+            if t.get("origin") != "nested":
+                s.open_transaction, s.root = True, t.get("id")
+
     def _on_before_flush(self, e: dict[str, Any]) -> None:
         self._session(e).flushes += 1
 
@@ -235,9 +243,10 @@ def render(summary: Summary, name: str, warnings: list[str]) -> str:
     if summary.dropped:
         warn.append(f"{summary.dropped} events dropped (the inspector's queue was full): the trace is incomplete")
     warn += [f"inspector error: {e}" for e in summary.errors]
-    counted = (summary.ended or {}).get("errors") or 0
+    # trace_end counts the process's errors, the header those before the recording began
+    counted = ((summary.ended or {}).get("errors") or 0) - (summary.header.get("errors_at_start") or 0)
     if counted > summary.error_events:  # failures of the last moments, after the last inspector_error line
-        warn.append(f"the process counted {counted} inspector error(s) by the end of the recording, "
+        warn.append(f"{counted} inspector error(s) happened during the recording, "
                     f"{summary.error_events} of them reported in this trace")
     warn += [f"SQL error: {e}" for e in summary.sql_errors[:10]]
     if summary.checked_out:

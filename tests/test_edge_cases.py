@@ -40,6 +40,8 @@ def test_a_redacted_attribute_in_a_column_of_another_name_and_keys_inside_json(s
         password: Mapped[str] = mapped_column("pw", String(20))
         settings: Mapped[dict] = mapped_column(JSON)
 
+    from orm_inspector.hooks.values import redacts
+
     engine = create_engine(sqlite_url)
     CredBase.metadata.create_all(engine)
     with Session(engine) as s:
@@ -47,18 +49,22 @@ def test_a_redacted_attribute_in_a_column_of_another_name_and_keys_inside_json(s
         s.add(cred)
         s.commit()
         cred.password = "hunter3"
-        cred.settings = {"smtp_password": "s3cr3t-2", "port": 587}
+        s.commit()
+        cred.settings = [{"smtp_password": "s3cr3t-2", "port": 587}]  # alone in its flush: a list of dicts
         s.commit()
         s.scalars(select(Cred).where(Cred.password == "hunter4")).all()
     events = captured.sync()
     for secret in ("hunter2", "hunter3", "hunter4", "s3cr3t"):
         assert secret not in repr(events)
     [edit] = [e for e in events if e.kind == "set" and e.attr == "settings"]
-    assert edit.value == {"smtp_password": "<redacted>", "port": 587}
-    [flushed] = [r for e in captured.of("after_flush") for r in e.dirty or () if r.cls == "Cred"]
-    assert flushed.changes["settings"][1] == {"smtp_password": "<redacted>", "port": 587}
-    [update] = [e for e in captured.of("before_cursor_execute") if e.statement.startswith("UPDATE")]
+    assert edit.value == [{"smtp_password": "<redacted>", "port": 587}]
+    [flushed] = [r for e in captured.of("after_flush") for r in e.dirty or ()
+                 if r.cls == "Cred" and "settings" in (r.changes or {})]
+    assert flushed.changes["settings"][1] == [{"smtp_password": "<redacted>", "port": 587}]
+    [update] = [e for e in captured.of("before_cursor_execute") if e.statement.startswith("UPDATE cred SET pw")]
     assert update.parameters["pw"] == "<redacted>"
+    # the bind names SQLAlchemy makes for the column: pw_1 in a WHERE, pw__0 in a batched INSERT
+    assert redacts("pw_1") and redacts("pw__0") and redacts("pw_1__2") and not redacts("port")
 
 
 def test_write_only_and_dynamic_relationships_are_collections(sqlite_url, captured):
@@ -135,6 +141,70 @@ def test_an_identity_is_written_as_the_values_that_refer_to_it(sqlite_url, captu
     assert p2p.obj.identity == ("0102", "Color.RED")
     [edit] = [e for e in captured.of("set") if e.attr == "note"]
     assert edit.obj.identity == ("0102", "Color.RED") and edit.obj.key == p2p.obj.key
+
+
+class Curious:
+    """A value that notes every attribute it is asked for and does not have."""
+
+    asked: list[str] = []
+
+    def __getattr__(self, name):
+        Curious.asked.append(name)
+        raise AttributeError(name)
+
+
+def test_a_changed_value_is_never_asked_for_attributes(sqlite_url, captured):
+    """Flush changes are read by the attribute's kind, never by probing the value (which could run
+    the app's __getattr__ or load an expired object)."""
+    from sqlalchemy import PickleType
+
+    class PBase(DeclarativeBase):
+        pass
+
+    class Box(PBase):
+        __tablename__ = "box"
+        id = mapped_column(Integer, primary_key=True)
+        thing = mapped_column(PickleType)
+
+    engine = create_engine(sqlite_url)
+    PBase.metadata.create_all(engine)
+    with Session(engine) as s:
+        box = Box(thing=Curious())
+        s.add(box)
+        s.commit()
+        assert isinstance(box.thing, Curious)  # loaded: the old value of the change below
+        box.thing = Curious()
+        s.flush()
+        s.rollback()
+    captured.sync()
+    assert [e for e in captured if e.kind == "after_flush" and e.dirty]  # the change was read
+    assert [name for name in Curious.asked if not name.startswith("__")] == []
+
+
+def test_a_long_json_parameter_is_cut_not_parsed(sqlite_url, captured):
+    """Past 64 KB a document is not parsed (the app would wait for it): its start is written, or
+    "<redacted>" if a redacted name is in it."""
+    from sqlalchemy import JSON
+
+    class JBase(DeclarativeBase):
+        pass
+
+    class Doc(JBase):
+        __tablename__ = "doc"
+        id = mapped_column(Integer, primary_key=True)
+        body = mapped_column(JSON)
+
+    engine = create_engine(sqlite_url)
+    JBase.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.add_all([Doc(body={"api_key": "k-123", "data": "x" * 100_000}), Doc(body={"data": "y" * 100_000})])
+        s.commit()
+    inserts = [e for e in captured.of("before_cursor_execute") if e.statement.startswith("INSERT INTO doc")]
+    values = [p for e in inserts for p in (e.parameters.values() if isinstance(e.parameters, dict) else
+                                          [v for row in e.parameters.get("first", []) for v in row.values()])]
+    bodies = [v for v in values if isinstance(v, str) and ("data" in v or v == "<redacted>")]
+    assert "k-123" not in repr(inserts)
+    assert "<redacted>" in bodies and any(v.startswith('{"data": "yyy') and len(v) < 300 for v in bodies)
 
 
 def test_a_mapper_configured_while_capture_is_off_is_instrumented_later(sqlite_url, captured):

@@ -111,6 +111,30 @@ def test_a_server_started_mid_session_knows_that_session(engine):
             orm_inspector.uninstall()
 
 
+def test_undecodable_text_reaches_a_viewer_escaped(engine, monkeypatch):
+    """A lone surrogate (undecodable bytes, as Python decodes them) in argv and in a value: the hello
+    and the batch still go out, the text escaped."""
+    monkeypatch.setattr(sys, "argv", [*sys.argv, os.fsdecode(b"caf\xe9.csv")])
+    srv = orm_inspector.serve()
+    try:
+        with LiveSource(srv.address, srv.token) as source:
+            assert source.hello["argv"][-1] == "caf\\udce9.csv"
+            reader = Reader(source)
+            reader.start()
+            with Session(engine) as s:
+                s.add(Author(name="ann"))
+                s.commit()
+                ann = s.scalars(select(Author)).one()
+                ann.name = os.fsdecode(b"caf\xe9")
+                s.rollback()
+            [edit] = reader.wait_for("set")
+            assert edit["value"] == "caf\\udce9"
+            assert reader.wait_for("after_rollback")  # the rest of the batch came too
+    finally:
+        srv.close()
+        orm_inspector.uninstall()
+
+
 @pytest.mark.parametrize("payload, reason", [
     (b'{"hello": "orm-inspector", "version": 1, "token": "nope"}\n', b"wrong token"),
     (b'{"hello": "orm-inspector", "version": 99, "token": "x"}\n', b"protocol version"),

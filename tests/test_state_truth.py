@@ -124,12 +124,15 @@ def test_a_recording_begun_mid_session_starts_from_what_sqlalchemy_holds(db_url,
     try:
         with Session(engine) as s:
             ann = Author(name="ann", books=[Book(title="a1"), Book(title="a2")])
-            s.add(ann)
+            dora = Author(name="dora")
+            s.add_all([ann, dora])
             s.commit()
             _ = ann.books  # loaded again after the commit's expiry
             s.begin_nested()
-            ann.name = "anne"  # dirty
+            s.delete(dora)  # (loads its books first, an autoflush with nothing to flush yet)
             s.delete(ann.books[0])  # marked deleted
+            ann.name = "anne"  # dirty
+            dora.name = "dorothy"  # modified, marked deleted: SQLAlchemy's dirty leaves it out
             s.add(Author(name="bob"))  # pending
             with orm_inspector.record(paths[0]):
                 s.add(Author(name="carl"))
@@ -137,6 +140,8 @@ def test_a_recording_begun_mid_session_starts_from_what_sqlalchemy_holds(db_url,
                     ann.books[1].title = "a2!"
                     expected = oracle(s)
             assert expected["dirty"] and expected["deleted"] and expected["new"]
+            for path in paths:  # what the snapshots told is not told again as if it happened then
+                assert [e["kind"] for e in TraceReader(path) if e["kind"] in ("deleted_mark", "modified")] == []
             for path in paths:
                 state = fold(TraceReader(path))
                 assert session_of(state, s) == expected, path.name
@@ -146,6 +151,31 @@ def test_a_recording_begun_mid_session_starts_from_what_sqlalchemy_holds(db_url,
     finally:
         Base.metadata.drop_all(engine)
         engine.dispose()
+
+
+def test_what_leaves_a_snapshotted_session_is_followed(sqlite_url, tmp_path):
+    """Objects known only from the snapshot: their garbage collection is seen, and the statements of
+    the transaction begun before the recording are the session's."""
+    engine = create_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    path = tmp_path / "t.jsonl"
+    with Session(engine) as s:
+        s.add_all([Author(name="ann"), Author(name="bob")])
+        s.commit()
+        held = s.scalars(select(Author)).all()  # in a transaction, begun before the recording
+        with orm_inspector.record(path):
+            del held
+            gc.collect()  # both evicted before the inspector's thread ever looked at the map
+            s.execute(select(Author.id)).all()
+        assert len(s.identity_map) == 0
+        events = list(TraceReader(path))
+        state = fold(events)
+        sid = f"s{s.hash_key}"
+        assert session_of(state, s) == oracle(s)
+        assert sorted(e["obj"]["identity"] for e in events if e["kind"] == "gc_evicted") == [[1], [2]]
+        [query] = [e for e in events if e["kind"] == "before_cursor_execute"]
+        assert query["session"] == sid and query["transaction"] == next(iter(state.sessions[sid].transactions))
+    engine.dispose()
 
 
 def test_two_sessions_at_once_each_hold_their_own(sqlite_url, captured):

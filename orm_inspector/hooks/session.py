@@ -320,7 +320,7 @@ def changes(state: Any) -> dict[str, Any]:
             continue
         if attr.impl.collection:
             out[key] = _collection_delta(old, d.get(key, NO_VALUE))
-        elif hasattr(old, "added_items"):  # a write-only or dynamic relationship: SQLAlchemy's own history
+        elif getattr(attr.impl, "dynamic", False):  # write-only or dynamic: SQLAlchemy's own history
             out[key] = {"added": [capture(v) for v in old.added_items],
                         "removed": [capture(v) for v in old.deleted_items]}
         else:
@@ -410,33 +410,37 @@ def _primary_key_attrs(state: Any) -> Any:
 
 
 # ---- sessions already in use when capture begins ----------------------------------------------------
-def snapshots() -> list[SnapshotEvent]:
-    """A ``session_snapshot`` of every live session in scope that holds something: what SQLAlchemy
-    says of it now. Called by ``record()`` and ``serve()``, on their caller's thread; a session another
-    thread changes meanwhile may fail to read, and is then left to its next events (counted)."""
+def live_sessions() -> list[Any]:
     from sqlalchemy.orm import session as sa_session
 
-    out = []
-    for ref_ in list(sa_session._sessions.data.values()):  # a copy made at once (see the dispatcher)
-        session = ref_()
-        if session is None:
-            continue
+    # list() of the underlying dict copies it at once (see the dispatcher)
+    return [s for s in (r() for r in list(sa_session._sessions.data.values())) if s is not None]
+
+
+def announce(session: Any) -> None:
+    """Hand over a ``session_snapshot`` of a session in scope that holds something: what SQLAlchemy
+    says of it now. The caller (``record()``, ``serve()``) keeps the inspector's thread from draining
+    meanwhile: the event takes its place in the stream first and is filled in after, so that whatever
+    another thread does to the session meanwhile comes after it, at worst told twice, never lost."""
+    t = track(session)
+    if not t.on or not (session.identity_map._dict or session._new or session._transaction is not None):
+        return
+    ev = SnapshotEvent(ts=now(), kind="session_snapshot", pid=runtime.pid, thread="orm-inspector", session=t.sid)
+    emit(ev)
+    for _ in range(3):  # a session another thread changes meanwhile may fail to read: again
         try:
-            ev = _snapshot(session)
+            _fill(ev, session, t)
+            return
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
         except Exception as exc:  # noqa: BLE001 - the app must never see our failure
             record_error("session_snapshot", exc)
-            continue
-        if ev is not None:
-            out.append(ev)
-    return out
+            break
+    ev.identity_map = ev.new = ev.dirty = ev.deleted = ev.expired = ev.transactions = None  # says nothing
 
 
-def _snapshot(session: Any) -> SnapshotEvent | None:
-    t = track(session)
+def _fill(ev: SnapshotEvent, session: Any, t: Track) -> None:
     states = list(session.identity_map._dict.values())
-    new = list(session._new)
-    if not t.on or not (states or new or session._transaction is not None):
-        return None
     modified = set(session.identity_map._modified)
     deleted = set(session._deleted)
     refs, ikeys, dirty, expired = [], [], [], []
@@ -468,10 +472,11 @@ def _snapshot(session: Any) -> SnapshotEvent | None:
                              "connections": sorted(set(connections))})
     if chain:
         t.root = transactions[0]["id"]
-    return SnapshotEvent(ts=now(), kind="session_snapshot", pid=runtime.pid, thread="orm-inspector",
-                         session=t.sid, identity_map=refs, new=[ref(st) for st in new], dirty=dirty,
-                         deleted=[ref(st).key for st in deleted], expired=expired, transactions=transactions,
-                         ikeys=ikeys)
+    deleted_refs = {ref(st).key: ref(st) for st in deleted}
+    t.deleted = deleted_refs  # what the inspector's thread compares session._deleted with: told here
+    ev.identity_map, ev.ikeys, ev.new = refs, ikeys, [ref(st) for st in session._new]
+    ev.dirty, ev.deleted, ev.expired, ev.transactions = dirty, list(deleted_refs), expired, transactions
+    ev.modified = [ref(st).key for st in modified]
 
 
 # ---- attribute and instance events (changes between flushes) ------------------------------------

@@ -47,23 +47,25 @@ def ref(state: Any) -> ObjRef:
     d = state.__dict__
     cached = d.get(runtime.ATTR)
     if cached is not None:
-        if cached.identity is identity:
+        if cached.identity is identity or d.get(RAW_KEY_ATTR, d) is identity:  # (d: a default never a key)
             return cached
-        r = ObjRef(state.class_.__name__, _written(identity), cached.key)  # it got its primary key
+        r = ObjRef(state.class_.__name__, _written(identity, d), cached.key)  # it got its primary key
         d[runtime.ATTR] = r
         return r
-    r = ObjRef(state.class_.__name__, _written(identity), runtime.new_id("o"))
+    r = ObjRef(state.class_.__name__, _written(identity, d), runtime.new_id("o"))
     return d.setdefault(runtime.ATTR, r)  # atomic: the inspector's thread may race us
 
 
-def _written(identity: Any) -> Any:
-    """The identity as values are written elsewhere in the trace (bytes in hex, an enum as
-    ``Type.NAME``), so that a key can be matched with the parameters that refer to it. Kept as it
-    is, the same tuple, for the usual keys: ``ref()`` recognises it by ``is``."""
-    if identity is None or type(identity[0]) is int and len(identity) == 1:  # the usual key, at once
+RAW_KEY_ATTR = "_orm_inspector_raw_key"
+
+
+def _written(identity: Any, d: dict[str, Any]) -> Any:
+    """The identity with bytes in hex and an enum as ``Type.NAME``, as attribute values holding them
+    are written. Nearly always the same tuple (``ref()`` knows it by ``is``); a converted one keeps
+    the raw key next to it, for the same check."""
+    if identity is None or not any(type(v) is bytes or isinstance(v, enum.Enum) for v in identity):
         return identity
-    if all(type(v) is int or type(v) is str for v in identity):
-        return identity
+    d[RAW_KEY_ATTR] = identity
     return tuple(v.hex() if type(v) is bytes else f"{type(v).__name__}.{v.name}" if isinstance(v, enum.Enum)
                  else v for v in identity)
 
@@ -135,17 +137,20 @@ _redact = re.compile(DEFAULT_REDACT, re.I)
 def set_redaction(pattern: str | None) -> None:
     """Names (attributes, bind parameters) matching ``pattern`` (a regex searched case-insensitively)
     have their values replaced by "<redacted>". ``None`` turns redaction off."""
-    global _redact
+    global _redact, _generation
     _redact = re.compile(pattern, re.I) if pattern else None
+    _generation += 1
     _redacts.clear()
     _masks.clear()
 
 
 _redacts: dict[str, bool] = {}
-# A column's name -> the names of the mapped attributes it backs, where they differ (``password:
-# Mapped[str] = mapped_column("pw")``): the statements' bind parameters carry the column's name.
-_attributes_of_column: dict[str, set[str]] = {}
-_BIND_SUFFIX = re.compile(r"(_\d+)+$")  # pw_1, pw_1_2: the names SQLAlchemy makes for a column's binds
+# A column's name <-> the name of the mapped attribute it holds, where they differ (``password:
+# Mapped[str] = mapped_column("pw")``): statements name values by the column, events by the attribute.
+_other_names: dict[str, set[str]] = {}
+# pw_1, pw_1_2, pw__0: the names SQLAlchemy makes for a column's binds (insertmanyvalues adds "__N")
+_BIND_SUFFIX = re.compile(r"(_+\d+)+$")
+_generation = 0  # bumped when the answers may change: an answer worked out before that is not kept
 
 
 def redacts(name: str) -> bool:
@@ -153,21 +158,31 @@ def redacts(name: str) -> bool:
     try:
         return _redacts[name]
     except KeyError:
+        generation = _generation
         if _redact is None:
             answer = False
         else:
             answer = _redact.search(name) is not None or any(
-                _redact.search(a) is not None for a in _attributes_of_column.get(_BIND_SUFFIX.sub("", name), ()))
-        _redacts[name] = answer
+                _redact.search(other) is not None for other in _other_names.get(_BIND_SUFFIX.sub("", name), ()))
+        if generation == _generation:  # else the rule or the names changed meanwhile (another thread)
+            _redacts[name] = answer
         return answer
 
 
 def column_backs(column_name: str, attribute: str) -> None:
     """Note that the column named ``column_name`` holds the mapped attribute ``attribute``."""
-    if column_name != attribute and attribute not in _attributes_of_column.get(column_name, ()):
-        _attributes_of_column.setdefault(column_name, set()).add(attribute)
+    global _generation
+    if column_name != attribute and attribute not in _other_names.get(column_name, ()):
+        _other_names.setdefault(column_name, set()).add(attribute)
+        _other_names.setdefault(attribute, set()).add(column_name)
+        _generation += 1
         _redacts.clear()  # answers given before may change
         _masks.clear()
+
+
+def names_redacted_in(text: str) -> bool:
+    """Whether ``text`` mentions a name the rule redacts (for a document too long to be parsed)."""
+    return _redact is not None and _redact.search(text) is not None
 
 
 def redact_keys(value: Any) -> Any:
@@ -192,8 +207,10 @@ def redaction_mask(names: Any) -> tuple[bool, ...]:
         return entry[1]
     if len(_masks) > 10_000:
         _masks.clear()
+    generation = _generation
     mask = tuple(redacts(n) for n in names)
-    _masks[id(names)] = (names, mask)  # keeps the tuple alive: its id cannot be reused meanwhile
+    if generation == _generation:  # (see redacts)
+        _masks[id(names)] = (names, mask)  # keeps the tuple alive: its id cannot be reused meanwhile
     return mask
 
 

@@ -456,9 +456,15 @@ def _identity_changed(st: State, e: dict[str, Any]) -> None:
 def _session_snapshot(st: State, e: dict[str, Any]) -> None:
     """A session in use before the recording began, as SQLAlchemy held it then: it replaces what
     the events so far have told of it."""
+    if e.get("identity_map") is None:  # it could not be read: it says nothing
+        return
     sid = e["session"]
     st.closed_sessions.pop(sid, None)
+    known = st.sessions.get(sid)
     s = st.sessions[sid] = SessionState(sid, since=e.get("ts"))
+    if known is not None:  # what the snapshot does not say: its history, kept
+        s.since, s.thread, s.last, s.flushes = known.since, known.thread, known.last, known.flushes
+        s.statements, s.recent_sql, s.flushed_deleted = known.statements, known.recent_sql, known.flushed_deleted
     expired = set(e.get("expired") or ())
     for ref in e.get("identity_map") or ():
         changes = dict(ref.get("changes") or {})

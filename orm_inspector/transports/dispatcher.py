@@ -31,7 +31,7 @@ from ..events import (FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEven
                       SnapshotEvent, SQLEvent)
 from ..hooks import callsite, runtime
 from ..hooks.session import tracks
-from ..hooks.values import MAX_STR, REDACTED, finish, redact_keys, redaction_mask, redacts, ref
+from ..hooks.values import MAX_STR, REDACTED, finish, names_redacted_in, redact_keys, redaction_mask, redacts, ref
 
 _EDITS = frozenset({"set", "append", "remove", "modified"})
 # After these, SQLAlchemy's ``_modified`` set of the session is empty: what was modified is written or
@@ -45,6 +45,7 @@ _OUT_OF_MAP = {"persistent_to_deleted", "persistent_to_detached", "deleted_to_de
 # comparison after it, so it is reported at most 2 x (SWEEP_EVERY + interval) = 240 ms late.
 SWEEP_EVERY = 0.07
 MAX_ROWS = 10  # parameter sets written for an executemany or a batched INSERT
+_STRUCTURES = (dict, list)  # values whose dicts' keys may be redacted
 
 
 class Membership:
@@ -66,10 +67,10 @@ class Membership:
     def of(cls, ev: SnapshotEvent) -> Membership:
         m = cls()
         for ikey, r in zip(ev.ikeys or (), ev.identity_map or ()):
-            m.refs[ikey] = r
+            m.refs[ikey] = ObjRef(r.cls, r.identity, r.key)  # without its changes: they pass
             m.keys[r.key] = ikey
-        m.dirty.update(ev.dirty or ())
-        ev.ikeys = None  # never written
+        m.dirty.update(ev.modified or ())
+        ev.ikeys = ev.modified = None  # never written
         return m
 
     def apply(self, ev: LifecycleEvent) -> ObjRef | None:
@@ -139,16 +140,24 @@ _AS_IS = frozenset({int, float, bool, type(None), decimal.Decimal, datetime.date
 
 
 def _value(v: Any) -> Any:
-    if type(v) is str:
+    t = type(v)
+    if t is str:
         if v[:1] in ("{", "["):  # maybe a JSON column's value, serialized: its keys are names too
             v = _json_redacted(v)
         if len(v) <= MAX_STR:
             return v
+    elif t is dict or t is list:  # a driver's own structure (hstore, arrays): its keys are names too
+        return finish(redact_keys(v))
     return finish(v)
+
+
+JSON_PARSED = 64 * 1024  # longer documents are not parsed (the app waits for our GIL): only their start is written
 
 
 def _json_redacted(text: str) -> str:
     """A JSON document with the values under redacted keys replaced; any other text as it is."""
+    if len(text) > JSON_PARSED:
+        return REDACTED if names_redacted_in(text[:MAX_STR]) else text[:MAX_STR + 1]
     try:
         doc = json.loads(text)
     except ValueError:
@@ -180,13 +189,14 @@ def _unaligned(names: Any, params: Any) -> list:
 def _redact_changes(refs: list[ObjRef] | None) -> None:
     for r in refs or ():
         changes = r.changes
-        if changes and any(redacts(k) or _holds_dict(v) for k, v in changes.items()):
+        if changes and any(redacts(k) or _holds_structure(v) for k, v in changes.items()):
             r.changes = {k: (REDACTED if redacts(k) else redact_keys(v)) for k, v in changes.items()}
 
 
-def _holds_dict(change: Any) -> bool:
-    """A scalar change ``[old, new]`` where a value is a dict (a JSON column): its keys may be redacted."""
-    return type(change) is list and any(type(v) is dict for v in change)
+def _holds_structure(change: Any) -> bool:
+    """A scalar change ``[old, new]`` where a value is a dict or a list (a JSON column): the keys of
+    its dicts may be redacted. (A collection's change is a dict of ObjRefs: nothing to redact.)"""
+    return type(change) is list and any(type(v) is dict or type(v) is list for v in change)
 
 
 def _finish(ev: Event) -> None:
@@ -199,7 +209,7 @@ def _finish(ev: Event) -> None:
     if t is AttributeEvent:
         if ev.attr is not None and redacts(ev.attr):
             ev.value = ev.old = REDACTED
-        elif type(ev.value) is dict or type(ev.old) is dict:
+        elif type(ev.value) in _STRUCTURES or type(ev.old) in _STRUCTURES:
             ev.value, ev.old = redact_keys(ev.value), redact_keys(ev.old)
         return
     if t is InspectorEvent:
@@ -214,8 +224,8 @@ def _finish(ev: Event) -> None:
 
 
 def _strip(ev: Event) -> None:
-    """What is left of an event whose finishing failed: encodable for sure."""
-    for name in ("parameters", "value", "old", "new", "dirty", "deleted"):
+    """What is left of an event whose finishing failed: encodable for sure, and nothing unredacted."""
+    for name in ("parameters", "value", "old", "new", "dirty", "deleted", "identity_map", "ikeys", "modified"):
         if hasattr(ev, name):
             setattr(ev, name, None)
     if hasattr(ev, "site") and type(ev.site) is not str:
@@ -241,6 +251,10 @@ class Dispatcher:
         self.members: dict[str, Membership] = {}  # session id -> its identity map, as events tell
 
     # lifecycle
+    def paused(self) -> Any:
+        """``with dispatcher.paused():`` nothing is drained meanwhile (what is queued stays queued)."""
+        return self._lock
+
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
@@ -295,8 +309,9 @@ class Dispatcher:
                 batch = self._merge_deleted(batch, deleted_now, read_at)
             if modified_now:
                 batch = self._merge_modified(batch, modified_now, read_at)
-                if final:  # no next time to look at the sessions a flush made it skip: look after it
-                    batch = self._merge_modified(batch, self._read_modified(live, final), time.time(), after=True)
+            if final:  # no next time to look at the sessions a flush made it skip: look after it
+                batch = self._merge_modified(batch, self._read_modified(live, final, settled=True), time.time(),
+                                             after=True)
             if live:
                 batch += self._evictions(live, final)
         except Exception as exc:  # noqa: BLE001 - what was drained still goes out
@@ -305,6 +320,8 @@ class Dispatcher:
             for ev in batch:
                 if type(ev) is LifecycleEvent:
                     ev.ikey = None
+                elif type(ev) is not InspectorEvent:
+                    _strip(ev)  # maybe unfinished: raw parameters and values must not go out
         # Drop our references to the app's sessions before the (slower) sending: a session the app
         # lets go meanwhile must not be finalized on this thread.
         del live, deleted_now, modified_now
@@ -356,7 +373,7 @@ class Dispatcher:
                 attr = ev.attr
                 if attr is not None and redacts(attr):
                     ev.value = ev.old = REDACTED
-                elif type(ev.value) is dict or type(ev.old) is dict:
+                elif type(ev.value) in _STRUCTURES or type(ev.old) in _STRUCTURES:
                     ev.value, ev.old = redact_keys(ev.value), redact_keys(ev.old)
                 if ev.session is not sid or m is None:
                     sid = ev.session
@@ -372,7 +389,8 @@ class Dispatcher:
                     members.pop(ev.session, None)
                     sid, m = None, None
                 elif t is SnapshotEvent:  # the map as SQLAlchemy holds it: follow it from here
-                    members[ev.session] = Membership.of(ev)
+                    if ev.identity_map is not None:  # (None: it could not be read)
+                        members[ev.session] = Membership.of(ev)
                     sid, m = None, None
                 elif ev.kind in _CLEANS and getattr(ev, "session", None) in members:
                     members[ev.session].dirty.clear()  # a flush writes, a commit or rollback expires, all
@@ -427,11 +445,15 @@ class Dispatcher:
                 changed[t] = now
         return changed
 
-    def _read_modified(self, live: list[tuple[Any, Any]], final: bool) -> list[tuple[str, list[Any]]]:
+    def _read_modified(self, live: list[tuple[Any, Any]], final: bool,
+                       settled: bool = False) -> list[tuple[str, list[Any]]]:
         """Sessions whose identity map counts more modified objects than the stream has told of:
-        (session id, the states modified now). O(1) for the others, nearly always all of them."""
+        (session id, the states modified now). O(1) for the others, nearly always all of them.
+        ``settled``: leave out a session flushing right now (it empties the set when done)."""
         out = []
         for t, session in live:
+            if settled and session._flushing:
+                continue
             modified = session.identity_map._modified
             m = self.members.get(t.sid)
             if modified and (final or len(modified) > (len(m.dirty) if m is not None else 0)):

@@ -86,7 +86,7 @@ class Recorder:
             "kind": "trace_header", "format": TRACE_FORMAT, "version": TRACE_VERSION,
             "pid": os.getpid(), "started": time.time(), "python": platform.python_version(),
             "sqlalchemy": sqlalchemy.__version__, "orm_inspector": __version__,
-            "argv": list(sys.argv), "hostname": platform.node(),
+            "argv": list(sys.argv), "hostname": platform.node(), "errors_at_start": runtime.errors,
         }
         if parent_pid is not None:
             header["parent_pid"] = parent_pid
