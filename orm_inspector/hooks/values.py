@@ -63,7 +63,9 @@ def _written(identity: Any, d: dict[str, Any]) -> Any:
     """The identity with bytes in hex and an enum as ``Type.NAME``, as attribute values holding them
     are written. Nearly always the same tuple (``ref()`` knows it by ``is``); a converted one keeps
     the raw key next to it, for the same check."""
-    if identity is None or not any(type(v) is bytes or isinstance(v, enum.Enum) for v in identity):
+    if identity is None or type(identity[0]) is int and len(identity) == 1:  # the usual key, at once
+        return identity
+    if not any(type(v) is bytes or isinstance(v, enum.Enum) for v in identity):
         return identity
     d[RAW_KEY_ATTR] = identity
     return tuple(v.hex() if type(v) is bytes else f"{type(v).__name__}.{v.name}" if isinstance(v, enum.Enum)
