@@ -23,32 +23,25 @@ MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
 MARIADB_URL = f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}"
 
 
-def _reachable(host: str, port: int) -> bool:
+def _require_server(name: str, host: str, port: int) -> None:
+    """Skip with a reason when the database server is down; under CI=true, fail instead."""
     try:
         with socket.create_connection((host, port), timeout=1):
-            return True
+            return
     except OSError:
-        return False
+        pass
+    reason = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the {name} tests must run)")
+    pytest.skip(reason)
 
 
 def require_postgres() -> None:
-    """Skip with a reason when PostgreSQL is down; under CI=true, fail instead."""
-    if _reachable(PG_HOST, PG_PORT):
-        return
-    reason = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the PostgreSQL tests must run)")
-    pytest.skip(reason)
+    _require_server("PostgreSQL", PG_HOST, PG_PORT)
 
 
 def require_mariadb() -> None:
-    """Skip with a reason when MariaDB is down; under CI=true, fail instead."""
-    if _reachable(MARIADB_HOST, MARIADB_PORT):
-        return
-    reason = f"MariaDB is not reachable at {MARIADB_HOST}:{MARIADB_PORT}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the MariaDB tests must run)")
-    pytest.skip(reason)
+    _require_server("MariaDB", MARIADB_HOST, MARIADB_PORT)
 
 
 @pytest.fixture(autouse=True)
