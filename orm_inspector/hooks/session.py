@@ -411,9 +411,10 @@ def _primary_key_attrs(state: Any) -> Any:
 
 # ---- sessions already in use when capture begins ----------------------------------------------------
 def live_sessions() -> list[Any]:
+    """Every Session alive in the process. list() of the underlying dict copies it at once: iterating
+    the WeakValueDictionary itself runs Python code that a thread creating a Session can interrupt."""
     from sqlalchemy.orm import session as sa_session
 
-    # list() of the underlying dict copies it at once (see the dispatcher)
     return [s for s in (r() for r in list(sa_session._sessions.data.values())) if s is not None]
 
 

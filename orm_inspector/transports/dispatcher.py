@@ -24,13 +24,12 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy.orm import session as _sa_session
 
 from .. import signals
 from ..events import (FAMILIES, AttributeEvent, Event, FlushEvent, InspectorEvent, LifecycleEvent, ObjRef, SessionEvent,
                       SnapshotEvent, SQLEvent)
 from ..hooks import callsite, runtime
-from ..hooks.session import tracks
+from ..hooks.session import live_sessions, tracks
 from ..hooks.values import MAX_STR, REDACTED, finish, names_redacted_in, redact_keys, redaction_mask, redacts, ref
 
 _EDITS = frozenset({"set", "append", "remove", "modified"})
@@ -404,12 +403,7 @@ class Dispatcher:
 
     def _live_sessions(self) -> list[tuple[Any, Any]]:
         live = []
-        # list() of the underlying dict copies it at once; iterating the WeakValueDictionary itself
-        # runs Python code that an app thread creating a Session can interrupt.
-        for ref_ in list(_sa_session._sessions.data.values()):
-            session = ref_()
-            if session is None:
-                continue
+        for session in live_sessions():
             t = tracks.get(session.hash_key)
             if t is not None and t.on:
                 live.append((t, session))
